@@ -1,0 +1,513 @@
+# pragma version 0.4.3
+# pragma nonreentrancy on
+"""
+@title perpool Vault
+@notice Holds every token of the protocol and the LP shares (a plain ERC-20).
+        Money is kept in recorded buckets, never read from `balanceOf`, so a donation
+        changes no share price:
+        - pool_amount        LP money, fees credited to LPs, realised trader losses
+        - collateral_amount  traders' position collateral
+        - escrow_amount      collateral escrowed by pending orders
+        - insurance_amount   the insurance fund (not part of LP value)
+        LPs `deposit` and `redeem` at the pool value that Perp reports through its
+        `pool_value(maximize)` view; authorised protocol contracts (Perp, and any contract
+        later split off from it) move money only through `settle`, whose flows must
+        balance, so no controller can create or destroy money.
+@dev Units: token amounts in the collateral token's decimals (6 to 18); pool values in
+     WAD USD, the stablecoin valued at $1; LP shares have 18 decimals and the first share
+     is worth $1. Rounding favours the pool: shares minted and amounts paid round down,
+     fees round up.
+@custom:security One reentrancy lock covers every state-changing function. `pool_amount`
+     is the only view readable while the lock is held, because Perp's `pool_value` reads
+     it during `deposit`/`redeem`, before the Vault writes anything.
+@custom:kill Set no controller (`set_controller(perp, False)`): trading stops settling,
+     while LPs can still redeem what is not reserved.
+"""
+
+from ethereum.ercs import IERC20
+from ethereum.ercs import IERC20Detailed
+from contracts.interfaces import IPoolValue
+from contracts.lib import math  # stateless helpers: no `initializes` needed
+
+implements: IERC20
+
+# ---------------------------------------------------------------- constants
+
+BPS: constant(uint256) = 10_000
+WAD_DECIMALS: constant(uint256) = 18
+MIN_TOKEN_DECIMALS: constant(uint256) = 6
+MAX_FEE_BPS: constant(uint256) = 100  # 1 % mint or burn fee at most
+MAX_COOLDOWN: constant(uint256) = 172_800  # s = 2 days
+DEFAULT_COOLDOWN: constant(uint256) = 900  # s = 15 min, as GMX v1
+DEAD_SHARES: constant(uint256) = 10**15  # locked forever by the first deposit ($0.001)
+MIN_FIRST_DEPOSIT: constant(uint256) = 10**18  # WAD USD: $1
+DEAD_ADDRESS: constant(address) = 0x000000000000000000000000000000000000dEaD
+
+# ---------------------------------------------------------------- immutables
+
+token: public(immutable(address))  # the collateral token (a USD stablecoin)
+token_scale: public(immutable(uint256))  # WAD per token unit: 10**(18 - decimals)
+
+# ---------------------------------------------------------------- structs
+
+struct Settlement:
+    account_in: address  # pays `amount_in` (approved to the Vault)
+    amount_in: uint256  # token units pulled in
+    pool_delta: int256  # token units added to (or taken from) each bucket
+    collateral_delta: int256
+    escrow_delta: int256
+    insurance_delta: int256
+    account_out: address  # receives `amount_out`
+    amount_out: uint256  # token units paid out
+    reserved: uint256  # the new reserved amount, token units
+
+# ---------------------------------------------------------------- storage
+
+# LP shares (ERC-20)
+name: public(String[32])
+symbol: public(String[8])
+decimals: public(constant(uint8)) = 18
+totalSupply: public(uint256)
+balanceOf: public(HashMap[address, uint256])
+allowance: public(HashMap[address, HashMap[address, uint256]])
+
+# recorded buckets, token units
+pool_amount: public(reentrant(uint256))
+collateral_amount: public(uint256)
+escrow_amount: public(uint256)
+insurance_amount: public(uint256)
+reserved_amount: public(uint256)  # Σ open size × reserve factor, kept by Perp
+
+# roles and settings
+admin: public(address)
+pending_admin: public(address)
+controllers: public(HashMap[address, bool])  # protocol contracts allowed to settle
+pool_value_source: public(address)  # Perp; empty: the pool value is the pool amount
+mint_fee_bps: public(uint256)
+burn_fee_bps: public(uint256)
+cooldown: public(uint256)  # s between an account's deposit and its redeem or transfer
+last_deposit_at: public(HashMap[address, uint256])  # s
+
+# ---------------------------------------------------------------- events
+
+event Deposit:
+    sender: indexed(address)
+    receiver: indexed(address)
+    amount: uint256  # token units paid in
+    fee: uint256  # token units kept by the pool
+    shares: uint256
+
+event Redeem:
+    sender: indexed(address)
+    receiver: indexed(address)
+    shares: uint256
+    amount: uint256  # token units paid out
+    fee: uint256  # token units kept by the pool
+
+event Settled:
+    controller: indexed(address)
+    account_in: indexed(address)
+    account_out: indexed(address)
+    amount_in: uint256
+    amount_out: uint256
+    pool_delta: int256
+    collateral_delta: int256
+    escrow_delta: int256
+    insurance_delta: int256
+    reserved: uint256
+
+event InsuranceFunded:
+    sender: indexed(address)
+    amount: uint256
+
+event ControllerSet:
+    controller: indexed(address)
+    allowed: bool
+
+event PoolValueSourceSet:
+    source: indexed(address)
+
+event FeesSet:
+    mint_fee_bps: uint256
+    burn_fee_bps: uint256
+
+event CooldownSet:
+    cooldown: uint256
+
+event AdminTransferStarted:
+    admin: indexed(address)
+    pending_admin: indexed(address)
+
+event AdminTransferred:
+    previous_admin: indexed(address)
+    admin: indexed(address)
+
+
+@deploy
+def __init__(token_: address, name_: String[32], symbol_: String[8]):
+    """
+    @param token_ The collateral token: a USD stablecoin with 6 to 18 decimals.
+    @param name_ The LP share's name.
+    @param symbol_ The LP share's symbol.
+    """
+    token_decimals: uint256 = convert(staticcall IERC20Detailed(token_).decimals(), uint256)
+    assert token_decimals >= MIN_TOKEN_DECIMALS and token_decimals <= WAD_DECIMALS, "vault: bad token decimals"
+    token = token_
+    token_scale = 10 ** (WAD_DECIMALS - token_decimals)
+    self.name = name_
+    self.symbol = symbol_
+    self.admin = msg.sender
+    self.cooldown = DEFAULT_COOLDOWN
+    log AdminTransferred(previous_admin=empty(address), admin=msg.sender)
+    log CooldownSet(cooldown=DEFAULT_COOLDOWN)
+
+
+# ---------------------------------------------------------------- LPs
+
+
+@external
+def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
+    """
+    @notice Deposit `amount` tokens into the pool for LP shares priced at the pool's max
+            value (so fewer shares). The mint fee stays in the pool for existing LPs.
+            Starts the receiver's cooldown.
+    @param amount Token units, pulled from the caller (approve the Vault first).
+    @param min_shares Revert "vault: slippage" below this many shares.
+    @param receiver Who gets the shares.
+    @return The shares minted.
+    """
+    assert amount != 0, "vault: zero amount"
+    assert receiver != empty(address), "vault: zero receiver"
+    fee: uint256 = math.bps_of(amount, self.mint_fee_bps, True)  # fee rounds up
+    net_wad: uint256 = (amount - fee) * token_scale
+    supply: uint256 = self.totalSupply
+    shares: uint256 = 0
+    if supply == 0:
+        assert net_wad >= MIN_FIRST_DEPOSIT, "vault: first deposit too small"
+        shares = net_wad - DEAD_SHARES
+        self._mint(DEAD_ADDRESS, DEAD_SHARES)
+    else:
+        value: uint256 = self._pool_value(True)
+        assert value != 0, "vault: pool value zero"
+        shares = math.mul_div(net_wad, supply, value, False)  # shares round down
+    assert shares != 0, "vault: zero shares"
+    assert shares >= min_shares, "vault: slippage"
+
+    self.pool_amount += amount
+    self.last_deposit_at[receiver] = block.timestamp
+    self._mint(receiver, shares)
+    log Deposit(sender=msg.sender, receiver=receiver, amount=amount, fee=fee, shares=shares)
+
+    self._pull(msg.sender, amount)
+    return shares
+
+
+@external
+def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
+    """
+    @notice Burn `shares` for tokens priced at the pool's min value (so less paid out),
+            less the burn fee, which stays in the pool. Refused during the caller's
+            cooldown and when it would take the pool below the reserved amount.
+    @param shares LP shares of the caller to burn.
+    @param min_amount Revert "vault: slippage" below this many tokens paid.
+    @param receiver Who gets the tokens.
+    @return Token units paid.
+    """
+    assert shares != 0, "vault: zero shares"
+    assert receiver != empty(address), "vault: zero receiver"
+    self._check_cooldown(msg.sender)
+    assert shares <= self.balanceOf[msg.sender], "vault: insufficient shares"
+    value: uint256 = self._pool_value(False)
+    # amounts paid round down, twice: shares -> WAD, WAD -> token units
+    gross: uint256 = math.mul_div(shares, value, self.totalSupply, False) // token_scale
+    fee: uint256 = math.bps_of(gross, self.burn_fee_bps, True)  # fee rounds up
+    amount: uint256 = gross - fee
+    assert amount != 0, "vault: zero amount"
+    assert amount >= min_amount, "vault: slippage"
+    pool: uint256 = self.pool_amount
+    assert amount <= pool and pool - amount >= self.reserved_amount, "vault: reserved"
+
+    self.pool_amount = pool - amount
+    self._burn(msg.sender, shares)
+    log Redeem(sender=msg.sender, receiver=receiver, shares=shares, amount=amount, fee=fee)
+
+    self._push(receiver, amount)
+    return amount
+
+
+@external
+def fund_insurance(amount: uint256):
+    """
+    @notice Add `amount` tokens of the caller's to the insurance fund.
+    """
+    assert amount != 0, "vault: zero amount"
+    self.insurance_amount += amount
+    log InsuranceFunded(sender=msg.sender, amount=amount)
+    self._pull(msg.sender, amount)
+
+
+# ---------------------------------------------------------------- controllers
+
+
+@external
+def settle(s: Settlement):
+    """
+    @notice Move money for a protocol contract in one balanced step: pull `amount_in`
+            from `account_in`, change the buckets, pay `amount_out` to `account_out`, and
+            record the reserved amount. The bucket deltas must add up to
+            amount_in - amount_out, so money is conserved; no bucket may go below zero.
+    @dev Only an authorised controller. Reads nothing from Perp, so a locked Perp can call it.
+    """
+    assert self.controllers[msg.sender], "vault: not controller"
+    flow: int256 = convert(s.amount_in, int256) - convert(s.amount_out, int256)
+    assert s.pool_delta + s.collateral_delta + s.escrow_delta + s.insurance_delta == flow, "vault: unbalanced settlement"
+    assert s.amount_in == 0 or s.account_in != empty(address), "vault: zero account"
+    assert s.amount_out == 0 or s.account_out != empty(address), "vault: zero account"
+
+    if s.pool_delta != 0:
+        self.pool_amount = self._apply(self.pool_amount, s.pool_delta)
+    if s.collateral_delta != 0:
+        self.collateral_amount = self._apply(self.collateral_amount, s.collateral_delta)
+    if s.escrow_delta != 0:
+        self.escrow_amount = self._apply(self.escrow_amount, s.escrow_delta)
+    if s.insurance_delta != 0:
+        self.insurance_amount = self._apply(self.insurance_amount, s.insurance_delta)
+    self.reserved_amount = s.reserved
+    log Settled(
+        controller=msg.sender,
+        account_in=s.account_in,
+        account_out=s.account_out,
+        amount_in=s.amount_in,
+        amount_out=s.amount_out,
+        pool_delta=s.pool_delta,
+        collateral_delta=s.collateral_delta,
+        escrow_delta=s.escrow_delta,
+        insurance_delta=s.insurance_delta,
+        reserved=s.reserved,
+    )
+
+    if s.amount_in != 0:
+        self._pull(s.account_in, s.amount_in)
+    if s.amount_out != 0:
+        self._push(s.account_out, s.amount_out)
+
+
+# ---------------------------------------------------------------- views
+
+
+@view
+@external
+def pool_value(maximize: bool) -> uint256:
+    """
+    @notice The pool value the Vault prices shares with, WAD USD (see IPoolValue).
+    """
+    return self._pool_value(maximize)
+
+
+@view
+@external
+def share_price(maximize: bool) -> uint256:
+    """
+    @notice WAD USD per whole LP share (1e18 before the first deposit), rounded down.
+    """
+    supply: uint256 = self.totalSupply
+    if supply == 0:
+        return 10**WAD_DECIMALS
+    return math.mul_div(self._pool_value(maximize), 10**WAD_DECIMALS, supply, False)
+
+
+@view
+@external
+def total_owed() -> uint256:
+    """
+    @notice Everything the Vault owes: pool + collateral + escrow + insurance, token units.
+    """
+    return self._total_owed()
+
+
+@view
+@external
+def is_solvent() -> bool:
+    """
+    @notice True when the Vault's token balance covers everything it owes.
+    """
+    return staticcall IERC20(token).balanceOf(self) >= self._total_owed()
+
+
+# ---------------------------------------------------------------- LP share ERC-20
+
+
+@external
+def transfer(receiver: address, amount: uint256) -> bool:
+    """
+    @notice ERC-20 transfer of LP shares; refused while the sender is in cooldown.
+    """
+    self._transfer(msg.sender, receiver, amount)
+    return True
+
+
+@external
+def transferFrom(owner: address, receiver: address, amount: uint256) -> bool:
+    """
+    @notice ERC-20 transferFrom of LP shares; refused while the owner is in cooldown.
+    """
+    allowed: uint256 = self.allowance[owner][msg.sender]
+    if allowed != max_value(uint256):
+        assert allowed >= amount, "vault: insufficient allowance"
+        self.allowance[owner][msg.sender] = allowed - amount
+    self._transfer(owner, receiver, amount)
+    return True
+
+
+@external
+def approve(spender: address, amount: uint256) -> bool:
+    """
+    @notice ERC-20 approve of LP shares.
+    """
+    self.allowance[msg.sender][spender] = amount
+    log IERC20.Approval(owner=msg.sender, spender=spender, value=amount)
+    return True
+
+
+# ---------------------------------------------------------------- admin
+
+
+@external
+def set_controller(controller: address, allowed: bool):
+    """
+    @notice Authorise (or remove) a protocol contract that may call `settle`.
+    """
+    self._only_admin()
+    assert controller != empty(address), "vault: zero address"
+    self.controllers[controller] = allowed
+    log ControllerSet(controller=controller, allowed=allowed)
+
+
+@external
+def set_pool_value_source(source: address):
+    """
+    @notice Set the contract whose `pool_value(maximize)` prices LP shares (Perp).
+            The empty address prices them at the recorded pool amount.
+    """
+    self._only_admin()
+    self.pool_value_source = source
+    log PoolValueSourceSet(source=source)
+
+
+@external
+def set_fees(mint_fee_bps: uint256, burn_fee_bps: uint256):
+    """
+    @notice Set the mint and burn fees, each at most MAX_FEE_BPS.
+    """
+    self._only_admin()
+    assert mint_fee_bps <= MAX_FEE_BPS and burn_fee_bps <= MAX_FEE_BPS, "vault: fee too high"
+    self.mint_fee_bps = mint_fee_bps
+    self.burn_fee_bps = burn_fee_bps
+    log FeesSet(mint_fee_bps=mint_fee_bps, burn_fee_bps=burn_fee_bps)
+
+
+@external
+def set_cooldown(cooldown: uint256):
+    """
+    @notice Set the cooldown between an account's deposit and its redeem or share
+            transfer, at most MAX_COOLDOWN seconds.
+    """
+    self._only_admin()
+    assert cooldown <= MAX_COOLDOWN, "vault: cooldown too long"
+    self.cooldown = cooldown
+    log CooldownSet(cooldown=cooldown)
+
+
+@external
+def transfer_admin(new_admin: address):
+    """
+    @notice Step one of an admin transfer: name the next admin, who must accept.
+    """
+    self._only_admin()
+    self.pending_admin = new_admin
+    log AdminTransferStarted(admin=self.admin, pending_admin=new_admin)
+
+
+@external
+def accept_admin():
+    """
+    @notice Step two of an admin transfer: the pending admin takes over.
+    """
+    assert msg.sender == self.pending_admin, "vault: not pending admin"
+    log AdminTransferred(previous_admin=self.admin, admin=msg.sender)
+    self.admin = msg.sender
+    self.pending_admin = empty(address)
+
+
+# ---------------------------------------------------------------- internals
+
+
+@internal
+def _only_admin():
+    assert msg.sender == self.admin, "vault: not admin"
+
+
+@internal
+@view
+def _pool_value(maximize: bool) -> uint256:
+    source: address = self.pool_value_source
+    if source == empty(address):
+        return self.pool_amount * token_scale
+    return staticcall IPoolValue(source).pool_value(maximize)
+
+
+@internal
+@view
+def _total_owed() -> uint256:
+    return self.pool_amount + self.collateral_amount + self.escrow_amount + self.insurance_amount
+
+
+@internal
+@view
+def _check_cooldown(account: address):
+    assert block.timestamp >= self.last_deposit_at[account] + self.cooldown, "vault: cooldown"
+
+
+@internal
+@pure
+def _apply(bucket: uint256, delta: int256) -> uint256:
+    if delta >= 0:
+        return bucket + convert(delta, uint256)
+    taken: uint256 = convert(-delta, uint256)
+    assert taken <= bucket, "vault: bucket underflow"
+    return bucket - taken
+
+
+@internal
+def _mint(receiver: address, shares: uint256):
+    self.totalSupply += shares
+    self.balanceOf[receiver] += shares
+    log IERC20.Transfer(sender=empty(address), receiver=receiver, value=shares)
+
+
+@internal
+def _burn(owner: address, shares: uint256):
+    self.balanceOf[owner] -= shares
+    self.totalSupply -= shares
+    log IERC20.Transfer(sender=owner, receiver=empty(address), value=shares)
+
+
+@internal
+def _transfer(owner: address, receiver: address, amount: uint256):
+    assert receiver != empty(address), "vault: zero receiver"
+    self._check_cooldown(owner)
+    assert self.balanceOf[owner] >= amount, "vault: insufficient shares"
+    self.balanceOf[owner] -= amount
+    self.balanceOf[receiver] += amount
+    log IERC20.Transfer(sender=owner, receiver=receiver, value=amount)
+
+
+@internal
+def _pull(account: address, amount: uint256):
+    # tolerates tokens that return nothing; reverts on `false`
+    assert extcall IERC20(token).transferFrom(account, self, amount, default_return_value=True), "vault: transfer failed"
+
+
+@internal
+def _push(account: address, amount: uint256):
+    assert extcall IERC20(token).transfer(account, amount, default_return_value=True), "vault: transfer failed"

@@ -1,0 +1,35 @@
+"""Default on-chain settings. Units as in the contracts: WAD USD, seconds, basis points."""
+
+from __future__ import annotations
+
+WAD = 10**18
+BPS = 10_000
+
+#: Oracle bounds (see contracts/Oracle.vy, `OracleConfig`).
+ORACLE_CONFIG: dict[str, int] = {
+    "max_price_age": 300,  # s: a keeper price older than 5 min is stale
+    "max_future_skew": 30,  # s
+    "window": 3_600,  # s: the anchored window of the cumulative bound
+    "spread_duration": 300,  # s: spread stays 5 min after a large move
+    "max_jump_bps": 1_000,  # 10 % per push
+    "max_window_move_bps": 4_000,  # 40 % per window
+    "spread_threshold_bps": 200,  # a 2 % move within the window turns the spread on
+    "spread_bps": 30,  # 0.3 %
+    "max_deviation_bps": 500,  # 5 % from the reference feed
+    "fallback_spread_bps": 100,  # 1 % on reference prices used by exits
+}
+
+#: Markets a local deploy registers, with the price it seeds them at (WAD USD).
+LOCAL_MARKETS: dict[str, int] = {"ETH": 3_000 * WAD, "BTC": 60_000 * WAD}
+
+#: Vault LP settings.
+VAULT_NAME = "perpool LP"
+VAULT_SYMBOL = "PLP"
+MINT_FEE_BPS = 10
+BURN_FEE_BPS = 10
+COOLDOWN = 900  # s
+
+#: The test stablecoin a local deploy creates.
+STABLE_NAME = "Test USD"
+STABLE_SYMBOL = "tUSD"
+STABLE_DECIMALS = 6
