@@ -41,7 +41,7 @@ test: setup
 ## abi: refresh the committed ABI export from the compiled contracts
 abi: setup
 	$(BIN)/ape compile
-	$(BIN)/python -m scripts.export_abi
+	$(BIN)/ape run export_abi
 
 ## gas: print gas used per operation on Anvil
 gas: setup

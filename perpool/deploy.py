@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pathlib import Path
+
 from perpool import params
+from perpool.deployments import Deployment, path_for, save
 
 
 @dataclass
@@ -48,8 +51,8 @@ def deploy_protocol(
     authorise `updaters` (the deployer always is one on a local network: pass it)."""
     markets = dict(params.LOCAL_MARKETS if markets is None else markets)
     config = dict(params.ORACLE_CONFIG if oracle_config is None else oracle_config)
+    start_block = chain.blocks.head.number + 1 if chain is not None else 0
     oracle = deployer.deploy(project.Oracle, config)
-    start_block = oracle.receipt.block_number if hasattr(oracle, "receipt") else 0
     vault = deployer.deploy(project.Vault, token.address, params.VAULT_NAME, params.VAULT_SYMBOL)
     vault.set_fees(params.MINT_FEE_BPS, params.BURN_FEE_BPS, sender=deployer)
     vault.set_cooldown(params.COOLDOWN, sender=deployer)
@@ -70,3 +73,61 @@ def deploy_protocol(
     return Protocol(
         token=token, oracle=oracle, vault=vault, feeds=feeds, markets=ids, deploy_block=start_block
     )
+
+
+LOCAL_CHAIN_IDS = {31337, 1337}
+
+
+class DeployError(RuntimeError):
+    """A deploy that cannot start: missing account, token or funds."""
+
+
+def deploy_network(
+    account_alias: str | None = None,
+    token_address: str | None = None,
+    out: "Path | None" = None,
+) -> "tuple[Deployment, Path]":
+    """Deploy everything on Ape's connected network and write the deployment file.
+
+    On a local network (chain id 31337) it also deploys a test stablecoin, makes the
+    deployer a price updater and seeds the markets' first prices.
+    """
+    from ape import accounts, chain, networks, project
+
+    local = chain.chain_id in LOCAL_CHAIN_IDS
+    if account_alias:
+        deployer = accounts.load(account_alias)
+    elif local:
+        deployer = accounts.test_accounts[0]
+    else:
+        raise DeployError("--account is required off a local network")
+    if deployer.balance == 0:
+        raise DeployError(f"deployer {deployer.address} has no funds on this network")
+
+    if token_address:
+        token = project.TestToken.at(token_address)
+    elif local:
+        token = deploy_token(project, deployer)
+    else:
+        raise DeployError("--token (the pool's stablecoin) is required off a local network")
+
+    protocol = deploy_protocol(
+        project,
+        deployer,
+        token,
+        markets=params.LOCAL_MARKETS,
+        updaters=(deployer,) if local else (),
+        seed_prices=local,
+        chain=chain,
+    )
+    network_name = networks.provider.network.name
+    record = Deployment(
+        network=network_name,
+        chain_id=chain.chain_id,
+        deploy_block=protocol.deploy_block,
+        contracts=protocol.addresses(),
+        markets=protocol.markets,
+        feeds={name: str(feed.address) for name, feed in protocol.feeds.items()},
+    )
+    path = save(record, out or path_for(network_name))
+    return record, path
