@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 #: Every contract the deploy script deploys (TestToken only on local networks).
-DEPLOYABLES: tuple[str, ...] = ("Oracle", "OracleFeed", "Vault", "TestToken")
+DEPLOYABLES: tuple[str, ...] = ("Oracle", "OracleFeed", "Vault", "Perp", "TestToken")
 
 
 def abi_json(contract_type: Any) -> str:

@@ -18,6 +18,7 @@ class Protocol:
     token: Any
     oracle: Any
     vault: Any
+    perp: Any
     feeds: dict[str, Any] = field(default_factory=dict)  # market name -> OracleFeed
     markets: dict[str, int] = field(default_factory=dict)  # market name -> id
     deploy_block: int = 0
@@ -27,6 +28,7 @@ class Protocol:
             "Token": str(self.token.address),
             "Oracle": str(self.oracle.address),
             "Vault": str(self.vault.address),
+            "Perp": str(self.perp.address),
         }
 
 
@@ -43,12 +45,14 @@ def deploy_protocol(
     token: Any,
     markets: dict[str, int] | None = None,
     oracle_config: dict[str, int] | None = None,
+    market_config: dict[str, int] | None = None,
     updaters: tuple[Any, ...] = (),
     seed_prices: bool = True,
     chain: Any = None,
 ) -> Protocol:
-    """Deploy Oracle, Vault and one OracleFeed per market, register the markets and
-    authorise `updaters` (the deployer always is one on a local network: pass it)."""
+    """Deploy Oracle, Vault, Perp and one OracleFeed per market; register the markets in
+    the Oracle and Perp; make Perp the Vault's controller and pool value source; authorise
+    `updaters` as price pushers and, with `seed_prices`, push a first price per market."""
     markets = dict(params.LOCAL_MARKETS if markets is None else markets)
     config = dict(params.ORACLE_CONFIG if oracle_config is None else oracle_config)
     start_block = chain.blocks.head.number + 1 if chain is not None else 0
@@ -65,13 +69,19 @@ def deploy_protocol(
         oracle.set_updater(account, True, sender=deployer)
     feeds = {name: deployer.deploy(project.OracleFeed, oracle.address, ids[name]) for name in ids}
 
+    perp = deployer.deploy(project.Perp, oracle.address, vault.address)
+    vault.set_controller(perp.address, True, sender=deployer)
+    vault.set_pool_value_source(perp.address, sender=deployer)
+    for name in ids:
+        perp.add_market(ids[name], dict(market_config or params.MARKET_CONFIG), sender=deployer)
+
     if seed_prices and updaters and chain is not None:
         now = chain.pending_timestamp
         oracle.set_prices(
             [ids[n] for n in markets], [markets[n] for n in markets], now, sender=updaters[0]
         )
     return Protocol(
-        token=token, oracle=oracle, vault=vault, feeds=feeds, markets=ids, deploy_block=start_block
+        token=token, oracle=oracle, vault=vault, perp=perp, feeds=feeds, markets=ids, deploy_block=start_block
     )
 
 

@@ -33,3 +33,19 @@ COOLDOWN = 900  # s
 STABLE_NAME = "Test USD"
 STABLE_SYMBOL = "tUSD"
 STABLE_DECIMALS = 6
+
+_PER_HOUR = WAD // 3_600  # WAD per second that makes 100 % per hour
+
+#: Perp market settings (see contracts/Perp.vy, `MarketConfig`), the same for ETH and BTC.
+MARKET_CONFIG: dict[str, int] = {
+    "max_leverage_bps": 500_000,  # 50x
+    "position_fee_bps": 10,  # 0.1 % of size on open and close
+    "min_collateral_usd": 10 * WAD,
+    "max_open_interest_usd": 50_000_000 * WAD,  # per side
+    "reserve_factor_bps": 10_000,  # reserve 100 % of open interest
+    "borrowing_factor": _PER_HOUR // 10_000,  # 0.01 %/h at 100 % utilisation
+    "funding_factor": _PER_HOUR // 10_000,  # 0.01 %/h at full skew
+    "max_funding_rate": _PER_HOUR * 5 // 10_000,  # 0.05 %/h
+    "maintenance_margin_bps": 50,  # 0.5 %
+    "min_maintenance_usd": 5 * WAD,
+}

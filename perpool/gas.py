@@ -1,0 +1,84 @@
+"""Gas used per operation on Anvil, measured in a steady state: a market that already has
+positions on both sides and whose fee indices have accrued, an LP pool that already has
+deposits. Shared by `ape run gas` (prints) and the gas budget test (asserts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perpool import params
+from perpool.deploy import deploy_protocol, deploy_token
+
+WAD = params.WAD
+
+#: GMX v1 measured on the same Anvil (issue #3); the price push is ~56k + 34.5k per token.
+GMX_V1: dict[str, int] = {
+    "open": 421_665,
+    "increase": 327_482,
+    "partial decrease": 318_750,
+    "close": 247_721,
+    "LP deposit": 424_310,
+    "LP redeem": 434_357,
+    "price push, 1 market": 56_000 + 34_500,
+    "price push, 2 markets": 56_000 + 2 * 34_500,
+}
+
+
+def _fund(token: Any, vault: Any, account: Any, amount: int) -> None:
+    token.mint(account, amount, sender=account)
+    token.approve(vault.address, 2**256 - 1, sender=account)
+
+
+def measure(project: Any, accounts: Any, chain: Any) -> dict[str, int]:
+    """Deploy a fresh protocol on the connected chain, warm it up and return gas per op."""
+    deployer, keeper, lp, other_lp, trader, bg_long, bg_short = (accounts[i] for i in range(7))
+    token = deploy_token(project, deployer)
+    p = deploy_protocol(project, deployer, token, updaters=(keeper,), chain=chain)
+    unit = 10 ** token.decimals()
+    eth, btc = p.markets["ETH"], p.markets["BTC"]
+    price = {eth: params.LOCAL_MARKETS["ETH"], btc: params.LOCAL_MARKETS["BTC"]}
+
+    def push(*markets: int) -> Any:
+        for m in markets:
+            price[m] = price[m] * 1001 // 1000  # +0.1 %, inside every bound
+        return p.oracle.set_prices(list(markets), [price[m] for m in markets], chain.pending_timestamp, sender=keeper)
+
+    for account, amount in ((lp, 10_000_000), (other_lp, 100_000), (trader, 100_000), (bg_long, 100_000), (bg_short, 100_000)):
+        _fund(token, p.vault, account, amount * unit)
+    gas: dict[str, int] = {}
+
+    # warm-up: LP money in, both sides open, fees accrue for an hour, everyone touched once
+    p.vault.deposit(5_000_000 * unit, 0, lp, sender=lp)
+    p.perp.increase_position(eth, True, 5_000 * unit, 40_000 * WAD, 2**255, sender=bg_long)
+    p.perp.increase_position(eth, False, 5_000 * unit, 30_000 * WAD, 0, sender=bg_short)
+    chain.mine(deltatime=3_600)
+    push(eth, btc)
+    p.perp.increase_position(eth, True, 10 * unit, 0, 0, sender=bg_long)
+    p.perp.increase_position(eth, False, 10 * unit, 0, 0, sender=bg_short)
+    p.vault.deposit(1_000 * unit, 0, other_lp, sender=other_lp)
+
+    gas["LP deposit"] = p.vault.deposit(1_000_000 * unit, 0, lp, sender=lp).gas_used
+    gas["open"] = p.perp.increase_position(eth, True, 1_000 * unit, 10_000 * WAD, 2**255, sender=trader).gas_used
+    chain.mine(deltatime=60)
+    gas["price push, 1 market"] = push(eth).gas_used
+    chain.mine(deltatime=1)
+    gas["price push, 2 markets"] = push(eth, btc).gas_used
+    gas["increase"] = p.perp.increase_position(eth, True, 100 * unit, 1_000 * WAD, 2**255, sender=trader).gas_used
+    gas["add collateral"] = p.perp.increase_position(eth, True, 100 * unit, 0, 0, sender=trader).gas_used
+    gas["partial decrease"] = p.perp.decrease_position(eth, True, 0, 5_000 * WAD, 0, trader, sender=trader).gas_used
+    size = p.perp.get_position(trader, eth, True).size_usd
+    gas["close"] = p.perp.decrease_position(eth, True, 0, size, 0, trader, sender=trader).gas_used
+    chain.mine(deltatime=params.COOLDOWN)
+    push(eth, btc)
+    gas["LP redeem"] = p.vault.redeem(100_000 * WAD, 0, lp, sender=lp).gas_used
+    return gas
+
+
+def table(gas: dict[str, int]) -> str:
+    """A plain-text table of the figures against GMX v1's."""
+    lines = [f"{'operation':<24}{'gas':>10}{'GMX v1':>10}{'ratio':>8}"]
+    for name, used in gas.items():
+        ref = GMX_V1.get(name)
+        ratio = f"{used / ref:.2f}" if ref else "-"
+        lines.append(f"{name:<24}{used:>10,}{(f'{ref:,}' if ref else '-'):>10}{ratio:>8}")
+    return "\n".join(lines)
