@@ -10,6 +10,7 @@ from perpool import params
 from perpool.deploy import deploy_protocol, deploy_token
 
 WAD = params.WAD
+BLOCK_TIME = 12  # s between measured transactions: every trade pays its fee accrual
 
 #: GMX v1 measured on the same Anvil (issue #3); the price push is ~56k + 34.5k per token.
 GMX_V1: dict[str, int] = {
@@ -38,9 +39,14 @@ def measure(project: Any, accounts: Any, chain: Any) -> dict[str, int]:
     eth, btc = p.markets["ETH"], p.markets["BTC"]
     price = {eth: params.LOCAL_MARKETS["ETH"], btc: params.LOCAL_MARKETS["BTC"]}
 
+    def tick(seconds: int = BLOCK_TIME) -> None:
+        # Anvil stamps blocks with wall-clock time; fix it so every figure is reproducible
+        chain.pending_timestamp = chain.blocks.head.timestamp + seconds
+
     def push(*markets: int) -> Any:
         for m in markets:
             price[m] = price[m] * 1001 // 1000  # +0.1 %, inside every bound
+        tick()
         return p.oracle.set_prices(list(markets), [price[m] for m in markets], chain.pending_timestamp, sender=keeper)
 
     for account, amount in ((lp, 10_000_000), (other_lp, 100_000), (trader, 100_000), (bg_long, 100_000), (bg_short, 100_000)):
@@ -51,25 +57,32 @@ def measure(project: Any, accounts: Any, chain: Any) -> dict[str, int]:
     p.vault.deposit(5_000_000 * unit, 0, lp, sender=lp)
     p.perp.increase_position(eth, True, 5_000 * unit, 40_000 * WAD, 2**255, sender=bg_long)
     p.perp.increase_position(eth, False, 5_000 * unit, 30_000 * WAD, 0, sender=bg_short)
-    chain.mine(deltatime=3_600)
+    tick(3_600)
+    chain.mine()
     push(eth, btc)
     p.perp.increase_position(eth, True, 10 * unit, 0, 0, sender=bg_long)
     p.perp.increase_position(eth, False, 10 * unit, 0, 0, sender=bg_short)
     p.vault.deposit(1_000 * unit, 0, other_lp, sender=other_lp)
 
+    tick()
     gas["LP deposit"] = p.vault.deposit(1_000_000 * unit, 0, lp, sender=lp).gas_used
+    tick()
     gas["open"] = p.perp.increase_position(eth, True, 1_000 * unit, 10_000 * WAD, 2**255, sender=trader).gas_used
-    chain.mine(deltatime=60)
     gas["price push, 1 market"] = push(eth).gas_used
-    chain.mine(deltatime=1)
     gas["price push, 2 markets"] = push(eth, btc).gas_used
+    tick()
     gas["increase"] = p.perp.increase_position(eth, True, 100 * unit, 1_000 * WAD, 2**255, sender=trader).gas_used
+    tick()
     gas["add collateral"] = p.perp.increase_position(eth, True, 100 * unit, 0, 0, sender=trader).gas_used
+    tick()
     gas["partial decrease"] = p.perp.decrease_position(eth, True, 0, 5_000 * WAD, 0, trader, sender=trader).gas_used
     size = p.perp.get_position(trader, eth, True).size_usd
+    tick()
     gas["close"] = p.perp.decrease_position(eth, True, 0, size, 0, trader, sender=trader).gas_used
-    chain.mine(deltatime=params.COOLDOWN)
+    tick(params.COOLDOWN)
+    chain.mine()
     push(eth, btc)
+    tick()
     gas["LP redeem"] = p.vault.redeem(100_000 * WAD, 0, lp, sender=lp).gas_used
     return gas
 
