@@ -7,11 +7,14 @@
         - a push is refused when its timestamp is not strictly newer than the stored one,
           is in the future beyond a small skew or already older than `max_price_age`;
         - a push may move a price at most `max_jump_bps` from the stored price, and at most
-          `max_window_move_bps` from the price at the start of the current window;
+          `max_window_move_bps` from the price at the start of the current window; after
+          the stored price went stale (a keeper outage) neither bound applies to the next
+          push, which starts a new window and turns the spread on;
         - where a Chainlink-style reference feed is set, a push may deviate from it at most
           `max_deviation_bps`;
         - after an update that moved the price more than `spread_threshold_bps` within the
-          window, reads carry a `spread_bps` spread for `spread_duration` seconds.
+          window (or ended an outage), reads carry a `spread_bps` spread for
+          `spread_duration` seconds from that block.
         Reads: `get_price` for anything that adds risk (reverts when stale);
         `get_exit_price` for risk-reducing actions, which falls back to the reference feed
         with a wide spread in the pool's favour when the keeper price is stale.
@@ -19,8 +22,10 @@
      Storage is hand-packed (Vyper never packs) so a push costs two cold slot reads and one
      write per market. Timestamps are stored in 32 bits (valid until the year 2106) and
      prices in 96 bits (at most ~7.9e10 USD per token).
-@custom:security A window that starts at t anchors at the last price before t, so within
-     any span of one window a price can move at most 2 x `max_window_move_bps`.
+@custom:security A window that starts at t anchors at the last price before t, so a price
+     moves at most `max_window_move_bps` from its window's anchor; across one window
+     boundary the moves compound (1 + b)**2 - 1. Public networks set a reference feed on
+     every market, which bounds every push, including the first after an outage.
 @custom:kill Remove every updater (`set_updater(keeper, False)`): prices then go stale,
      risk-adding actions stop and risk-reducing ones fall back to the reference feeds.
 """
@@ -211,9 +216,15 @@ def _push(market: uint256, price: uint256, observed_at: uint256, cfg: uint256):
     old: uint256 = slot & MAX_PRICE
     assert observed_at > self._field(slot, OBSERVED_OFFSET, TIME_BITS), "oracle: timestamp not newer"
 
-    ref: uint256 = price  # the very first price anchors its own window
+    # the first price, and the first after the stored one went stale, anchor a new window
+    ref: uint256 = price
     start: uint256 = observed_at
-    if old != 0:
+    spread_on: bool = False
+    if old != 0 and self._is_stale(slot, cfg):
+        # after a keeper outage the market may have moved past any per-push bound: the
+        # reference feed (where set) bounds this push, and the spread marks the gap
+        spread_on = True
+    elif old != 0:
         assert math.abs_diff(price, old) * BPS <= self._field(cfg, C_JUMP, BPS_BITS) * old, "oracle: price jump"
         ref = self._field(slot, REF_OFFSET, PRICE_BITS)
         start = self._field(slot, WINDOW_START_OFFSET, TIME_BITS)
@@ -223,11 +234,13 @@ def _push(market: uint256, price: uint256, observed_at: uint256, cfg: uint256):
             start = observed_at
         move: uint256 = math.abs_diff(price, ref) * BPS
         assert move <= self._field(cfg, C_WINDOW_MOVE, BPS_BITS) * ref, "oracle: window move"
-        if move > self._field(cfg, C_SPREAD_THRESHOLD, BPS_BITS) * ref:
-            until: uint256 = observed_at + self._field(cfg, C_SPREAD_DURATION, TIME_BITS)
-            if until > self._field(meta, SPREAD_UNTIL_OFFSET, TIME_BITS):
-                meta = (meta & SPREAD_UNTIL_CLEAR) | (until << SPREAD_UNTIL_OFFSET)
-                self._markets[market] = meta
+        spread_on = move > self._field(cfg, C_SPREAD_THRESHOLD, BPS_BITS) * ref
+    if spread_on:
+        # the spread runs from when the price lands on chain, not from its observation
+        until: uint256 = block.timestamp + self._field(cfg, C_SPREAD_DURATION, TIME_BITS)
+        if until > self._field(meta, SPREAD_UNTIL_OFFSET, TIME_BITS):
+            meta = (meta & SPREAD_UNTIL_CLEAR) | (until << SPREAD_UNTIL_OFFSET)
+            self._markets[market] = meta
 
     feed: address = convert(meta >> FEED_OFFSET, address)
     if feed != empty(address):
