@@ -348,9 +348,10 @@ def increase_position(
         funding_index=idx.funding_long if is_long else idx.funding_short,
     )
     self._write_position(key, market, is_long, pos, new)
-    self._check_caps(market, is_long)
-    self._check_position(new, market, is_long, price, idx)
-
+    if size_delta != 0:
+        self._check_caps(market, is_long)
+        self._check_position(new, market, is_long, price, idx)
+    # adding collateral alone only reduces risk: allowed even to an unhealthy position
     log PositionUpdate(
         key=key,
         account=msg.sender,
@@ -778,6 +779,8 @@ def _key(account: address, market: uint256, is_long: bool) -> bytes32:
 @view
 def _load(key: bytes32) -> Position:
     size: uint256 = self._pos_size[key]
+    if size == 0:
+        return empty(Position)
     state: uint256 = self._pos_state[key]
     return Position(
         size_usd=size & MASK_128,
@@ -796,6 +799,8 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position,
     """
     assert new.size_usd <= MASK_128 and new.size_tokens <= MASK_128, "perp: size too large"
     assert new.collateral <= MASK_COLLATERAL, "perp: collateral too large"
+    # a position must hold some index tokens, or it has no entry price
+    assert new.size_usd == 0 or new.size_tokens != 0, "perp: position too small"
     side: uint256 = market * 2 + convert(is_long, uint256)
     old_reserved: uint256 = 0
     if new.size_usd != old.size_usd:

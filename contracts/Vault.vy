@@ -20,6 +20,8 @@
 @custom:security One reentrancy lock covers every state-changing function. `pool_amount`
      is the only view readable while the lock is held, because Perp's `pool_value` reads
      it during `deposit`/`redeem`, before the Vault writes anything.
+     Buckets are packed two to a slot (pool | collateral, insurance | reserved), 128 bits
+     each; `settle` and deposits revert "vault: bucket overflow" beyond that.
 @custom:kill Set no controller (`set_controller(perp, False)`): trading stops settling,
      while LPs can still redeem what is not reserved.
 """
@@ -42,6 +44,8 @@ DEFAULT_COOLDOWN: constant(uint256) = 900  # s = 15 min, as GMX v1
 DEAD_SHARES: constant(uint256) = 10**15  # locked forever by the first deposit ($0.001)
 MIN_FIRST_DEPOSIT: constant(uint256) = 10**18  # WAD USD: $1
 DEAD_ADDRESS: constant(address) = 0x000000000000000000000000000000000000dEaD
+HALF: constant(uint256) = 128  # buckets are packed two to a slot, 128 bits each
+MASK_128: constant(uint256) = 2**128 - 1
 
 # ---------------------------------------------------------------- immutables
 
@@ -71,12 +75,10 @@ totalSupply: public(uint256)
 balanceOf: public(HashMap[address, uint256])
 allowance: public(HashMap[address, HashMap[address, uint256]])
 
-# recorded buckets, token units
-pool_amount: public(reentrant(uint256))
-collateral_amount: public(uint256)
+# recorded buckets, token units, hand-packed in pairs that change together (see constants)
+_pool_collateral: uint256  # pool_amount | collateral_amount
+_insurance_reserved: uint256  # insurance_amount | reserved_amount
 escrow_amount: public(uint256)
-insurance_amount: public(uint256)
-reserved_amount: public(uint256)  # Σ open size × reserve factor, kept by Perp
 
 # roles and settings
 admin: public(address)
@@ -87,6 +89,8 @@ mint_fee_bps: public(uint256)
 burn_fee_bps: public(uint256)
 cooldown: public(uint256)  # s between an account's deposit and its redeem or transfer
 last_deposit_at: public(HashMap[address, uint256])  # s
+# receiver => depositor => may deposit for the receiver (and so start its cooldown)
+depositor_approved: public(HashMap[address, HashMap[address, bool]])
 
 # ---------------------------------------------------------------- events
 
@@ -115,6 +119,11 @@ event Settled:
     escrow_delta: int256
     insurance_delta: int256
     reserved: uint256
+
+event DepositorApproved:
+    receiver: indexed(address)
+    depositor: indexed(address)
+    approved: bool
 
 event InsuranceFunded:
     sender: indexed(address)
@@ -170,7 +179,8 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
     """
     @notice Deposit `amount` tokens into the pool for LP shares priced at the pool's max
             value (so fewer shares). The mint fee stays in the pool for existing LPs.
-            Starts the receiver's cooldown.
+            Starts the receiver's cooldown, so depositing for another receiver needs its
+            approval (`approve_depositor`): nobody can lock an LP's shares with dust.
     @param amount Token units, pulled from the caller (approve the Vault first).
     @param min_shares Revert "vault: slippage" below this many shares.
     @param receiver Who gets the shares.
@@ -178,6 +188,7 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
     """
     assert amount != 0, "vault: zero amount"
     assert receiver != empty(address), "vault: zero receiver"
+    assert receiver == msg.sender or self.depositor_approved[receiver][msg.sender], "vault: depositor not approved"
     fee: uint256 = math.bps_of(amount, self.mint_fee_bps, True)  # fee rounds up
     net_wad: uint256 = (amount - fee) * token_scale
     supply: uint256 = self.totalSupply
@@ -193,7 +204,7 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
     assert shares != 0, "vault: zero shares"
     assert shares >= min_shares, "vault: slippage"
 
-    self.pool_amount += amount
+    self._add_pool(amount)
     self.last_deposit_at[receiver] = block.timestamp
     self._mint(receiver, shares)
     log Deposit(sender=msg.sender, receiver=receiver, amount=amount, fee=fee, shares=shares)
@@ -224,10 +235,11 @@ def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
     amount: uint256 = gross - fee
     assert amount != 0, "vault: zero amount"
     assert amount >= min_amount, "vault: slippage"
-    pool: uint256 = self.pool_amount
-    assert amount <= pool and pool - amount >= self.reserved_amount, "vault: reserved"
+    packed: uint256 = self._pool_collateral
+    pool: uint256 = packed & MASK_128
+    assert amount <= pool and pool - amount >= self._insurance_reserved >> HALF, "vault: reserved"
 
-    self.pool_amount = pool - amount
+    self._pool_collateral = packed - amount  # the pool is the low half: no borrow
     self._burn(msg.sender, shares)
     log Redeem(sender=msg.sender, receiver=receiver, shares=shares, amount=amount, fee=fee)
 
@@ -241,7 +253,8 @@ def fund_insurance(amount: uint256):
     @notice Add `amount` tokens of the caller's to the insurance fund.
     """
     assert amount != 0, "vault: zero amount"
-    self.insurance_amount += amount
+    packed: uint256 = self._insurance_reserved
+    self._insurance_reserved = self._apply(packed & MASK_128, convert(amount, int256)) | (packed & (MASK_128 << HALF))
     log InsuranceFunded(sender=msg.sender, amount=amount)
     self._pull(msg.sender, amount)
 
@@ -264,15 +277,16 @@ def settle(s: Settlement):
     assert s.amount_in == 0 or s.account_in != empty(address), "vault: zero account"
     assert s.amount_out == 0 or s.account_out != empty(address), "vault: zero account"
 
-    if s.pool_delta != 0:
-        self.pool_amount = self._apply(self.pool_amount, s.pool_delta)
-    if s.collateral_delta != 0:
-        self.collateral_amount = self._apply(self.collateral_amount, s.collateral_delta)
+    assert s.reserved <= MASK_128, "vault: bucket overflow"
+    if s.pool_delta != 0 or s.collateral_delta != 0:
+        packed: uint256 = self._pool_collateral
+        self._pool_collateral = self._apply(packed & MASK_128, s.pool_delta) | (self._apply(packed >> HALF, s.collateral_delta) << HALF)
     if s.escrow_delta != 0:
         self.escrow_amount = self._apply(self.escrow_amount, s.escrow_delta)
-    if s.insurance_delta != 0:
-        self.insurance_amount = self._apply(self.insurance_amount, s.insurance_delta)
-    self.reserved_amount = s.reserved
+    old: uint256 = self._insurance_reserved
+    new: uint256 = self._apply(old & MASK_128, s.insurance_delta) | (s.reserved << HALF)
+    if new != old:
+        self._insurance_reserved = new
     log Settled(
         controller=msg.sender,
         account_in=s.account_in,
@@ -293,6 +307,45 @@ def settle(s: Settlement):
 
 
 # ---------------------------------------------------------------- views
+
+
+@reentrant
+@view
+@external
+def pool_amount() -> uint256:
+    """
+    @notice LP money in the pool, token units. Readable while the Vault's lock is held:
+            Perp's `pool_value` reads it during `deposit` and `redeem`, before any write.
+    """
+    return self._pool_collateral & MASK_128
+
+
+@view
+@external
+def collateral_amount() -> uint256:
+    """
+    @notice Traders' position collateral, token units.
+    """
+    return self._pool_collateral >> HALF
+
+
+@view
+@external
+def insurance_amount() -> uint256:
+    """
+    @notice The insurance fund, token units (not part of LP value).
+    """
+    return self._insurance_reserved & MASK_128
+
+
+@view
+@external
+def reserved_amount() -> uint256:
+    """
+    @notice Σ open size × reserve factor, token units, kept current by Perp. A redeem may
+            not take the pool amount below it.
+    """
+    return self._insurance_reserved >> HALF
 
 
 @view
@@ -370,6 +423,16 @@ def approve(spender: address, amount: uint256) -> bool:
 
 
 # ---------------------------------------------------------------- admin
+
+
+@external
+def approve_depositor(depositor: address, approved: bool):
+    """
+    @notice Let `depositor` deposit with the caller as receiver (which starts the caller's
+            cooldown), or stop it. For routers and zaps acting on an LP's behalf.
+    """
+    self.depositor_approved[msg.sender][depositor] = approved
+    log DepositorApproved(receiver=msg.sender, depositor=depositor, approved=approved)
 
 
 @external
@@ -452,14 +515,15 @@ def _only_admin():
 def _pool_value(maximize: bool) -> uint256:
     source: address = self.pool_value_source
     if source == empty(address):
-        return self.pool_amount * token_scale
+        return (self._pool_collateral & MASK_128) * token_scale
     return staticcall IPoolValue(source).pool_value(maximize)
 
 
 @internal
 @view
 def _total_owed() -> uint256:
-    return self.pool_amount + self.collateral_amount + self.escrow_amount + self.insurance_amount
+    pc: uint256 = self._pool_collateral
+    return (pc & MASK_128) + (pc >> HALF) + self.escrow_amount + (self._insurance_reserved & MASK_128)
 
 
 @internal
@@ -472,10 +536,18 @@ def _check_cooldown(account: address):
 @pure
 def _apply(bucket: uint256, delta: int256) -> uint256:
     if delta >= 0:
-        return bucket + convert(delta, uint256)
+        added: uint256 = bucket + convert(delta, uint256)
+        assert added <= MASK_128, "vault: bucket overflow"
+        return added
     taken: uint256 = convert(-delta, uint256)
     assert taken <= bucket, "vault: bucket underflow"
     return bucket - taken
+
+
+@internal
+def _add_pool(amount: uint256):
+    packed: uint256 = self._pool_collateral
+    self._pool_collateral = self._apply(packed & MASK_128, convert(amount, int256)) | (packed & (MASK_128 << HALF))
 
 
 @internal
