@@ -104,12 +104,15 @@ BITS_OI: constant(uint256) = 112
 BITS_RATE: constant(uint256) = 48
 
 # packed market state
-#   _clock[m]    = last_update (32) | borrow_index (80)
+#   _clock[m]    = last_update (32) | borrow_index (80) | pool amount at last_update (144),
+#                  the utilisation denominator in force until the next accrual
 #   _funding[m]  = funding index long + 2**127 (128) | funding index short + 2**127 (128)
 #   _oi[side]    = open interest USD (128) | open interest tokens (128)
 #   _sums[side]  = Σ size_usd × borrow snapshot / WAD (128)
 #                  | Σ size_usd × funding snapshot / WAD + 2**127 (128)
 TIME_BITS: constant(uint256) = 32
+POOL_OFFSET: constant(uint256) = 112
+MAX_RECEIVE_MULTIPLE: constant(uint256) = 10  # receivers get at most 10x the pay rate per USD
 MASK_TIME: constant(uint256) = 2**32 - 1
 WIDE_BIAS: constant(int256) = 2**127
 MAX_WIDE: constant(int256) = 2**127 - 1
@@ -163,6 +166,7 @@ struct MarketState:
     open_interest_long_tokens: uint256
     open_interest_short_tokens: uint256
     reserved_usd: uint256
+    utilisation_pool_amount: uint256  # token units: the pool amount the borrowing rate uses
 
 struct Rates:
     borrowing_rate_per_second: uint256  # WAD, paid by both sides
@@ -208,7 +212,7 @@ _config_b: HashMap[uint256, uint256]  # packed: max open interest, rate factors
 total_reserved_usd: public(uint256)  # Σ over markets of open interest × reserve factor
 
 # per market, packed (see the constants):
-_clock: HashMap[uint256, uint256]  # last_update | borrow_index
+_clock: HashMap[uint256, uint256]  # last_update | borrow_index | pool amount then
 _funding: HashMap[uint256, uint256]  # funding index long | short, each biased by 2**127
 # per market side (side id = market * 2 + is_long), packed:
 _oi: HashMap[uint256, uint256]  # open interest USD | tokens
@@ -641,6 +645,7 @@ def market_state(market: uint256) -> MarketState:
         open_interest_long_tokens=self._oi[market * 2 + 1] >> HALF,
         open_interest_short_tokens=self._oi[market * 2] >> HALF,
         reserved_usd=self._reserved_usd(market),
+        utilisation_pool_amount=self._clock[market] >> POOL_OFFSET,
     )
 
 
@@ -699,7 +704,7 @@ def add_market(market: uint256, config: MarketConfig):
     assert staticcall oracle.is_market(market), "perp: unknown oracle market"
     assert not self._config_a[market] != 0, "perp: market exists"
     self.markets.append(market)
-    self._clock[market] = block.timestamp
+    self._clock[market] = block.timestamp | (staticcall vault.pool_amount() << POOL_OFFSET)
     self._funding[market] = convert(WIDE_BIAS, uint256) | (convert(WIDE_BIAS, uint256) << HALF)
     # the funding sums are stored biased too
     self._sums[market * 2] = convert(WIDE_BIAS, uint256) << HALF
@@ -993,10 +998,12 @@ def _reserved_usd(market: uint256) -> uint256:
 def _borrowing_rate(market: uint256) -> uint256:
     """
     @dev borrowing_factor x utilisation, utilisation = reserved / pool amount (capped at
-         100 %), WAD per second, rounded up. The recorded pool amount, not the PnL-adjusted
-         value, so price swings do not move the rate and it costs one read.
+         100 %), WAD per second, rounded up. The pool amount is the one recorded at the
+         market's last accrual: each interval is charged at the rate in force when it began,
+         so an LP deposit just before a touch cannot cut fees already accrued. The recorded
+         amount, not the PnL-adjusted value, so price swings do not move the rate.
     """
-    pool: uint256 = staticcall vault.pool_amount() * token_scale
+    pool: uint256 = (self._clock[market] >> POOL_OFFSET) * token_scale
     reserved: uint256 = self._reserved_usd(market)
     if reserved == 0:
         return 0
@@ -1012,8 +1019,10 @@ def _funding_rates(market: uint256) -> (int256, int256):
     """
     @dev The heavier side pays funding_factor x |long - short| / (long + short), capped at
          max_funding_rate, per USD of its size per second (rounded up); the lighter side
-         receives what was paid, spread over its smaller size (rounded down). Nothing
-         accrues while either side is empty. Returns (long, short), > 0 = receives.
+         receives what was paid, spread over its smaller size (rounded down), but at most
+         MAX_RECEIVE_MULTIPLE x the pay rate: a dust position cannot collect a whole side's
+         funding, and what it cannot take stays in the pool, whose LPs carry the skew.
+         Nothing accrues while either side is empty. Returns (long, short), > 0 = receives.
     """
     oi_long: uint256 = self._oi[market * 2 + 1] & MASK_128
     oi_short: uint256 = self._oi[market * 2] & MASK_128
@@ -1025,8 +1034,16 @@ def _funding_rates(market: uint256) -> (int256, int256):
         self._b(market, B_MAX_FUNDING, BITS_RATE),
     )
     if oi_long > oi_short:
-        return -convert(pay, int256), convert(math.mul_div(pay, oi_long, oi_short, False), int256)
-    return convert(math.mul_div(pay, oi_short, oi_long, False), int256), -convert(pay, int256)
+        return -convert(pay, int256), convert(self._received(pay, oi_long, oi_short), int256)
+    return convert(self._received(pay, oi_short, oi_long), int256), -convert(pay, int256)
+
+
+@internal
+@pure
+def _received(paid: uint256, payer_oi: uint256, receiver_oi: uint256) -> uint256:
+    # per USD of the receiving side: what the payers paid, spread over it (rounded down),
+    # capped at MAX_RECEIVE_MULTIPLE x the per-USD payment
+    return min(math.mul_div(paid, payer_oi, receiver_oi, False), paid * MAX_RECEIVE_MULTIPLE)
 
 
 @internal
@@ -1041,18 +1058,18 @@ def _indices_now(market: uint256) -> Indices:
     f_short: int256 = 0
     f_long, f_short = self._funding_rates(market)
     if f_long != 0:
-        # the receiving side's increment is derived from the payer's, so it never exceeds it
+        # the receiving side's increment is derived from the payer's, so Σ received <= Σ paid
         oi_long: uint256 = self._oi[market * 2 + 1] & MASK_128
         oi_short: uint256 = self._oi[market * 2] & MASK_128
         paid: uint256 = 0
         if f_long < 0:
             paid = convert(-f_long, uint256) * dt
             idx.funding_long -= convert(paid, int256)
-            idx.funding_short += convert(math.mul_div(paid, oi_long, oi_short, False), int256)
+            idx.funding_short += convert(self._received(paid, oi_long, oi_short), int256)
         else:
             paid = convert(-f_short, uint256) * dt
             idx.funding_short -= convert(paid, int256)
-            idx.funding_long += convert(math.mul_div(paid, oi_short, oi_long, False), int256)
+            idx.funding_long += convert(self._received(paid, oi_short, oi_long), int256)
     assert idx.borrow <= MAX_BORROW_INDEX, "perp: index overflow"
     assert idx.funding_long <= MAX_ABS_FUNDING_INDEX and idx.funding_long >= -MAX_ABS_FUNDING_INDEX, "perp: index overflow"
     assert idx.funding_short <= MAX_ABS_FUNDING_INDEX and idx.funding_short >= -MAX_ABS_FUNDING_INDEX, "perp: index overflow"
@@ -1064,7 +1081,7 @@ def _indices_now(market: uint256) -> Indices:
 def _stored_indices(market: uint256) -> Indices:
     funding: uint256 = self._funding[market]
     return Indices(
-        borrow=self._clock[market] >> TIME_BITS,
+        borrow=(self._clock[market] >> TIME_BITS) & MASK_INDEX,
         funding_long=convert(funding & MASK_128, int256) - WIDE_BIAS,
         funding_short=convert(funding >> HALF, int256) - WIDE_BIAS,
     )
@@ -1072,10 +1089,19 @@ def _stored_indices(market: uint256) -> Indices:
 
 @internal
 def _accrue(market: uint256) -> Indices:
+    """
+    @dev Bring the market's indices to now and record the pool amount whose utilisation
+         prices the next interval. The pool amount is refreshed on every touch, even
+         within the second of the last accrual: a zero-length interval charges nothing.
+    """
     idx: Indices = self._indices_now(market)
-    if self._clock[market] & MASK_TIME == block.timestamp:
+    old: uint256 = self._clock[market]
+    clock: uint256 = block.timestamp | (idx.borrow << TIME_BITS) | (staticcall vault.pool_amount() << POOL_OFFSET)
+    if clock == old:
         return idx
-    self._clock[market] = block.timestamp | (idx.borrow << TIME_BITS)
+    self._clock[market] = clock
+    if old & MASK_TIME == block.timestamp:
+        return idx  # same second: only the pool amount changed
     self._funding[market] = convert(idx.funding_long + WIDE_BIAS, uint256) | (convert(idx.funding_short + WIDE_BIAS, uint256) << HALF)
     log IndicesUpdated(market=market, borrow_index=idx.borrow, funding_index_long=idx.funding_long, funding_index_short=idx.funding_short)
     return idx

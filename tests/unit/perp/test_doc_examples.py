@@ -7,6 +7,7 @@ WAD = params.WAD
 BPS = params.BPS
 CFG = params.MARKET_CONFIG
 HOUR = 3_600
+HEARTBEAT = 240  # s between keeper pushes, under the 300 s max price age
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -19,9 +20,14 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     perp, eth, scale = env.perp, env.eth, env.scale
     pool_before = env.vault.pool_amount()
 
-    # 1. open: a long of $10,000 with $1,000 and a short of $5,000 with $500, ETH at $3,000
+    # 1. open, in the same second: a long of $10,000 with $1,000 and a short of $5,000
+    #    with $500, ETH at $3,000
+    opened_at = env.chain.blocks.head.timestamp + 1
+    env.chain.pending_timestamp = opened_at
     perp.increase_position(eth, True, env.usd(1_000), 10_000 * WAD, 3_000 * WAD, sender=long_trader)
+    env.chain.pending_timestamp = opened_at
     perp.increase_position(eth, False, env.usd(500), 5_000 * WAD, 3_000 * WAD, sender=short_trader)
+    assert perp.market_state(eth).borrow_index == 0  # nothing accrued before both were open
     long_pos = perp.get_position(long_trader, eth, True)
     short_pos = perp.get_position(short_trader, eth, False)
     open_fee_long = ceil_div(ceil_div(10_000 * WAD * CFG["position_fee_bps"], BPS), scale)
@@ -31,8 +37,10 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     assert long_pos.size_tokens == 10_000 * WAD * WAD // (3_000 * WAD)  # 3.333333333333333333
     assert short_pos.size_tokens == ceil_div(5_000 * WAD * WAD, 3_000 * WAD)  # 1.666666666666666667
 
-    # 2. the rates: utilisation = reserved / pool amount, skew = |L - S| / (L + S)
-    pool = pool_before + open_fee_long + open_fee_short
+    # 2. the rates: utilisation = reserved / the pool amount at the market's last touch
+    #    (the short's open, before its fee), skew = |L - S| / (L + S)
+    pool = pool_before + open_fee_long
+    assert perp.market_state(eth).utilisation_pool_amount == pool
     reserved = ceil_div(15_000 * WAD * CFG["reserve_factor_bps"], BPS)
     utilisation = min(ceil_div(reserved * WAD, pool * scale), WAD)
     borrow_rate = ceil_div(CFG["borrowing_factor"] * utilisation, WAD)
@@ -43,9 +51,15 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     assert rates.funding_rate_long_per_second == -pay_rate
     assert rates.funding_rate_short_per_second == pay_rate * 10_000 * WAD // (5_000 * WAD)
 
-    # 3. one hour later ETH is $3,030 (+1 %: under the spread threshold, so min = max)
-    env.chain.pending_timestamp = perp.market_state(eth).last_update + HOUR
+    # 3. the keeper pushes $3,000 every 4 minutes; one hour later ETH is $3,030 (+1 %:
+    #    under the spread threshold, so min = max)
+    start = perp.market_state(eth).last_update
+    for t in range(start + HEARTBEAT, start + HOUR, HEARTBEAT):
+        env.chain.pending_timestamp = t
+        env.push(eth, 3_000 * WAD)
+    env.chain.pending_timestamp = start + HOUR
     env.push(eth, 3_030 * WAD)
+    assert env.oracle.get_price(eth, False) == env.oracle.get_price(eth, True) == 3_030 * WAD
     borrow_delta = borrow_rate * HOUR
     funding_delta_long = -pay_rate * HOUR
     funding_delta_short = pay_rate * HOUR * 10_000 * WAD // (5_000 * WAD)
