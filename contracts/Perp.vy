@@ -39,11 +39,12 @@ struct Settlement:
     insurance_delta: int256
     account_out: address
     amount_out: uint256
-    reserved: uint256
+    reserved_delta: int256
 
 interface IVault:
     def settle(s: Settlement): nonpayable
     def pool_amount() -> uint256: view
+    def reserved_amount() -> uint256: view
     def token_scale() -> uint256: view
 
 # ---------------------------------------------------------------- constants
@@ -209,7 +210,6 @@ markets: public(DynArray[uint256, MAX_MARKETS])
 _config_a: HashMap[uint256, uint256]  # packed: leverage, fee, reserve, maintenance, min USD values
 _config_b: HashMap[uint256, uint256]  # packed: max open interest, rate factors
 
-total_reserved_usd: public(uint256)  # Σ over markets of open interest × reserve factor
 
 # per market, packed (see the constants):
 _clock: HashMap[uint256, uint256]  # last_update | borrow_index | pool amount then
@@ -258,12 +258,6 @@ event MarketConfigSet:
     max_funding_rate: uint256
     maintenance_margin_bps: uint256
     min_maintenance_usd: uint256
-
-event IndicesUpdated:
-    market: indexed(uint256)
-    borrow_index: uint256
-    funding_index_long: int256
-    funding_index_short: int256
 
 event PausedSet:
     paused: bool
@@ -351,9 +345,9 @@ def increase_position(
         borrow_index=idx.borrow,
         funding_index=idx.funding_long if is_long else idx.funding_short,
     )
-    self._write_position(key, market, is_long, pos, new)
+    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
     if size_delta != 0:
-        self._check_caps(market, is_long)
+        self._check_caps(market, is_long, reserved_delta)
         self._check_position(new, market, is_long, price, idx)
     # adding collateral alone only reduces risk: allowed even to an unhealthy position
     log PositionUpdate(
@@ -379,7 +373,7 @@ def increase_position(
     # collateral bucket: + paid in - fees - funding paid + funding received; the pool
     # takes the fees and funding paid and fronts funding received
     fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
-    self._settle(msg.sender, collateral_delta, fees_to_pool, convert(collateral_delta, int256) - fees_to_pool, empty(address), 0)
+    self._settle(msg.sender, collateral_delta, fees_to_pool, convert(collateral_delta, int256) - fees_to_pool, empty(address), 0, reserved_delta)
 
 
 @external
@@ -462,7 +456,7 @@ def decrease_position(
             funding_index=idx.funding_long if is_long else idx.funding_short,
         )
 
-    self._write_position(key, market, is_long, pos, new)
+    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
     if not closing:
         self._check_position(new, market, is_long, price, idx)
 
@@ -490,7 +484,7 @@ def decrease_position(
     # pays what goes out beyond that (or keeps what the position lost)
     collateral_change: int256 = convert(new.collateral, int256) - collateral
     pool_change: int256 = -convert(amount_out, int256) - collateral_change
-    self._settle(empty(address), 0, pool_change, collateral_change, receiver, amount_out)
+    self._settle(empty(address), 0, pool_change, collateral_change, receiver, amount_out, reserved_delta)
     return amount_out
 
 
@@ -558,6 +552,19 @@ def configs(market: uint256) -> MarketConfig:
         maintenance_margin_bps=self._a(market, A_MAINTENANCE, BITS_BPS),
         min_maintenance_usd=self._a(market, A_MIN_MAINTENANCE, BITS_USD),
     )
+
+
+@view
+@external
+def total_reserved_usd() -> uint256:
+    """
+    @notice Σ over markets of open interest × reserve factor, WAD USD (each rounded up). The
+            Vault's `reserved_amount` is the same in token units, each market rounded up.
+    """
+    total: uint256 = 0
+    for market: uint256 in self.markets:
+        total += self._reserved_usd(market)
+    return total
 
 
 @view
@@ -721,11 +728,12 @@ def set_market_config(market: uint256, config: MarketConfig):
     self._only_admin()
     assert self._config_a[market] != 0, "perp: unknown market"
     self._accrue(market)
-    old_reserved: uint256 = self._reserved_usd(market)
+    old_reserved: uint256 = self._reserved_tokens(market)
     self._set_config(market, config)
     # the reserve follows the new factor at once
-    self.total_reserved_usd = self.total_reserved_usd - old_reserved + self._reserved_usd(market)
-    self._settle(empty(address), 0, 0, 0, empty(address), 0)
+    reserved_delta: int256 = convert(self._reserved_tokens(market), int256) - convert(old_reserved, int256)
+    if reserved_delta != 0:
+        self._settle(empty(address), 0, 0, 0, empty(address), 0, reserved_delta)
 
 
 @external
@@ -797,19 +805,18 @@ def _load(key: bytes32) -> Position:
 
 
 @internal
-def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position, new: Position):
+def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position, new: Position) -> int256:
     """
     @dev The one place a position changes, and with it every aggregate that depends on
-         positions: open interest (USD, tokens), Σ size × index snapshots, the reserve.
+         positions: open interest (USD, tokens), Σ size × index snapshots. Returns the
+         change of the market's reserve in token units, which the caller passes to the
+         Vault in the same `settle`.
     """
     assert new.size_usd <= MASK_128 and new.size_tokens <= MASK_128, "perp: size too large"
     assert new.collateral <= MASK_COLLATERAL, "perp: collateral too large"
     # a position must hold some index tokens, or it has no entry price
     assert new.size_usd == 0 or new.size_tokens != 0, "perp: position too small"
     side: uint256 = market * 2 + convert(is_long, uint256)
-    old_reserved: uint256 = 0
-    if new.size_usd != old.size_usd:
-        old_reserved = self._reserved_usd(market)
     oi: uint256 = self._oi[side]
     usd: uint256 = (oi & MASK_128) + new.size_usd - old.size_usd
     tokens: uint256 = (oi >> HALF) + new.size_tokens - old.size_tokens
@@ -829,27 +836,36 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position,
     )
     assert borrow_sum <= MASK_128 and funding_sum >= 0 and funding_sum <= convert(MASK_128, int256), "perp: aggregate overflow"
     self._sums[side] = borrow_sum | (convert(funding_sum, uint256) << HALF)
+    reserved_delta: int256 = 0
     if new.size_usd != old.size_usd:
-        self.total_reserved_usd = self.total_reserved_usd - old_reserved + self._reserved_usd(market)
+        # the market's reserve in tokens before and after, each rounded up
+        other: uint256 = self._oi[side ^ 1] & MASK_128
+        factor: uint256 = self._a(market, A_RESERVE, BITS_BPS)
+        before: uint256 = self._to_tokens(math.bps_of((oi & MASK_128) + other, factor, True), True)
+        after: uint256 = self._to_tokens(math.bps_of(usd + other, factor, True), True)
+        reserved_delta = convert(after, int256) - convert(before, int256)
 
     if new.size_usd == 0:
         self._pos_size[key] = 0
         self._pos_state[key] = 0
-        return
+        return reserved_delta
     self._pos_size[key] = new.size_usd | (new.size_tokens << HALF)
     self._pos_state[key] = (
         new.collateral
         | (new.borrow_index << BORROW_OFFSET)
         | (convert(new.funding_index + FUNDING_BIAS, uint256) << FUNDING_OFFSET)
     )
+    return reserved_delta
 
 
 @internal
 @view
-def _check_caps(market: uint256, is_long: bool):
+def _check_caps(market: uint256, is_long: bool, reserved_delta: int256):
     side: uint256 = market * 2 + convert(is_long, uint256)
     assert self._oi[side] & MASK_128 <= self._b(market, B_MAX_OI, BITS_OI), "perp: max open interest"
-    assert self.total_reserved_usd <= staticcall vault.pool_amount() * token_scale, "perp: reserve exceeded"
+    # the Vault's reserve after this trade, against the pool amount
+    reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + reserved_delta
+    assert reserved <= convert(staticcall vault.pool_amount(), int256), "perp: reserve exceeded"
 
 
 @internal
@@ -984,6 +1000,13 @@ def _signed_mul_wad(x: uint256, y: int256) -> int256:
 
 @internal
 @view
+def _reserved_tokens(market: uint256) -> uint256:
+    # the market's share of the Vault's reserved amount: its reserve in tokens, rounded up
+    return self._to_tokens(self._reserved_usd(market), True)
+
+
+@internal
+@view
 def _reserved_usd(market: uint256) -> uint256:
     # open interest of both sides × reserve factor, rounded up
     oi: uint256 = (self._oi[market * 2] & MASK_128) + (self._oi[market * 2 + 1] & MASK_128)
@@ -1102,8 +1125,9 @@ def _accrue(market: uint256) -> Indices:
     self._clock[market] = clock
     if old & MASK_TIME == block.timestamp:
         return idx  # same second: only the pool amount changed
+    # no event of its own: every accrual happens inside a change that logs one, whose
+    # PositionUpdate carries the touched side's indices (`current_indices` has the rest)
     self._funding[market] = convert(idx.funding_long + WIDE_BIAS, uint256) | (convert(idx.funding_short + WIDE_BIAS, uint256) << HALF)
-    log IndicesUpdated(market=market, borrow_index=idx.borrow, funding_index_long=idx.funding_long, funding_index_short=idx.funding_short)
     return idx
 
 
@@ -1118,6 +1142,7 @@ def _settle(
     collateral_delta: int256,
     account_out: address,
     amount_out: uint256,
+    reserved_delta: int256,
 ):
     extcall vault.settle(
         Settlement(
@@ -1129,7 +1154,7 @@ def _settle(
             insurance_delta=0,
             account_out=account_out,
             amount_out=amount_out,
-            reserved=self._to_tokens(self.total_reserved_usd, True),  # reserve rounds up
+            reserved_delta=reserved_delta,
         )
     )
 

@@ -63,7 +63,7 @@ struct Settlement:
     insurance_delta: int256
     account_out: address  # receives `amount_out`
     amount_out: uint256  # token units paid out
-    reserved: uint256  # the new reserved amount, token units
+    reserved_delta: int256  # change of the reserved amount, token units
 
 # ---------------------------------------------------------------- storage
 
@@ -109,16 +109,14 @@ event Redeem:
     fee: uint256  # token units kept by the pool
 
 event Settled:
-    controller: indexed(address)
-    account_in: indexed(address)
-    account_out: indexed(address)
+    controller: indexed(address)  # who pulls and pays shows in the token's Transfer logs
     amount_in: uint256
     amount_out: uint256
     pool_delta: int256
     collateral_delta: int256
     escrow_delta: int256
     insurance_delta: int256
-    reserved: uint256
+    reserved_delta: int256
 
 event DepositorApproved:
     receiver: indexed(address)
@@ -267,8 +265,9 @@ def settle(s: Settlement):
     """
     @notice Move money for a protocol contract in one balanced step: pull `amount_in`
             from `account_in`, change the buckets, pay `amount_out` to `account_out`, and
-            record the reserved amount. The bucket deltas must add up to
-            amount_in - amount_out, so money is conserved; no bucket may go below zero.
+            move the reserved amount. The bucket deltas must add up to
+            amount_in - amount_out, so money is conserved; no bucket may go below zero. The
+            reserved amount moves by `reserved_delta`.
     @dev Only an authorised controller. Reads nothing from Perp, so a locked Perp can call it.
     """
     assert self.controllers[msg.sender], "vault: not controller"
@@ -277,27 +276,24 @@ def settle(s: Settlement):
     assert s.amount_in == 0 or s.account_in != empty(address), "vault: zero account"
     assert s.amount_out == 0 or s.account_out != empty(address), "vault: zero account"
 
-    assert s.reserved <= MASK_128, "vault: bucket overflow"
     if s.pool_delta != 0 or s.collateral_delta != 0:
         packed: uint256 = self._pool_collateral
         self._pool_collateral = self._apply(packed & MASK_128, s.pool_delta) | (self._apply(packed >> HALF, s.collateral_delta) << HALF)
     if s.escrow_delta != 0:
         self.escrow_amount = self._apply(self.escrow_amount, s.escrow_delta)
     old: uint256 = self._insurance_reserved
-    new: uint256 = self._apply(old & MASK_128, s.insurance_delta) | (s.reserved << HALF)
+    new: uint256 = self._apply(old & MASK_128, s.insurance_delta) | (self._apply(old >> HALF, s.reserved_delta) << HALF)
     if new != old:
         self._insurance_reserved = new
     log Settled(
         controller=msg.sender,
-        account_in=s.account_in,
-        account_out=s.account_out,
         amount_in=s.amount_in,
         amount_out=s.amount_out,
         pool_delta=s.pool_delta,
         collateral_delta=s.collateral_delta,
         escrow_delta=s.escrow_delta,
         insurance_delta=s.insurance_delta,
-        reserved=s.reserved,
+        reserved_delta=s.reserved_delta,
     )
 
     if s.amount_in != 0:

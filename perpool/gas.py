@@ -30,8 +30,11 @@ def _fund(token: Any, vault: Any, account: Any, amount: int) -> None:
     token.approve(vault.address, 2**256 - 1, sender=account)
 
 
-def measure(project: Any, accounts: Any, chain: Any) -> dict[str, int]:
-    """Deploy a fresh protocol on the connected chain, warm it up and return gas per op."""
+def measure(
+    project: Any, accounts: Any, chain: Any, receipts: dict[str, Any] | None = None
+) -> dict[str, int]:
+    """Deploy a fresh protocol on the connected chain, warm it up and return gas per op
+    (and, into `receipts` when given, each operation's receipt, for profiling)."""
     deployer, keeper, lp, other_lp, trader, bg_long, bg_short = (accounts[i] for i in range(7))
     token = deploy_token(project, deployer)
     p = deploy_protocol(project, deployer, token, updaters=(keeper,), chain=chain)
@@ -52,6 +55,7 @@ def measure(project: Any, accounts: Any, chain: Any) -> dict[str, int]:
     for account, amount in ((lp, 10_000_000), (other_lp, 100_000), (trader, 100_000), (bg_long, 100_000), (bg_short, 100_000)):
         _fund(token, p.vault, account, amount * unit)
     gas: dict[str, int] = {}
+    kept: dict[str, Any] = {} if receipts is None else receipts
 
     # warm-up: LP money in, both sides open, fees accrue for an hour, everyone touched once
     p.vault.deposit(5_000_000 * unit, 0, lp, sender=lp)
@@ -65,25 +69,34 @@ def measure(project: Any, accounts: Any, chain: Any) -> dict[str, int]:
     p.vault.deposit(1_000 * unit, 0, other_lp, sender=other_lp)
 
     tick()
-    gas["LP deposit"] = p.vault.deposit(1_000_000 * unit, 0, lp, sender=lp).gas_used
+    kept["LP deposit"] = p.vault.deposit(1_000_000 * unit, 0, lp, sender=lp)
+    gas["LP deposit"] = kept["LP deposit"].gas_used
     tick()
-    gas["open"] = p.perp.increase_position(eth, True, 1_000 * unit, 10_000 * WAD, 2**255, sender=trader).gas_used
-    gas["price push, 1 market"] = push(eth).gas_used
-    gas["price push, 2 markets"] = push(eth, btc).gas_used
+    kept["open"] = p.perp.increase_position(eth, True, 1_000 * unit, 10_000 * WAD, 2**255, sender=trader)
+    gas["open"] = kept["open"].gas_used
+    kept["price push, 1 market"] = push(eth)
+    gas["price push, 1 market"] = kept["price push, 1 market"].gas_used
+    kept["price push, 2 markets"] = push(eth, btc)
+    gas["price push, 2 markets"] = kept["price push, 2 markets"].gas_used
     tick()
-    gas["increase"] = p.perp.increase_position(eth, True, 100 * unit, 1_000 * WAD, 2**255, sender=trader).gas_used
+    kept["increase"] = p.perp.increase_position(eth, True, 100 * unit, 1_000 * WAD, 2**255, sender=trader)
+    gas["increase"] = kept["increase"].gas_used
     tick()
-    gas["add collateral"] = p.perp.increase_position(eth, True, 100 * unit, 0, 0, sender=trader).gas_used
+    kept["add collateral"] = p.perp.increase_position(eth, True, 100 * unit, 0, 0, sender=trader)
+    gas["add collateral"] = kept["add collateral"].gas_used
     tick()
-    gas["partial decrease"] = p.perp.decrease_position(eth, True, 0, 5_000 * WAD, 0, trader, sender=trader).gas_used
+    kept["partial decrease"] = p.perp.decrease_position(eth, True, 0, 5_000 * WAD, 0, trader, sender=trader)
+    gas["partial decrease"] = kept["partial decrease"].gas_used
     size = p.perp.get_position(trader, eth, True).size_usd
     tick()
-    gas["close"] = p.perp.decrease_position(eth, True, 0, size, 0, trader, sender=trader).gas_used
+    kept["close"] = p.perp.decrease_position(eth, True, 0, size, 0, trader, sender=trader)
+    gas["close"] = kept["close"].gas_used
     tick(params.COOLDOWN)
     chain.mine()
     push(eth, btc)
     tick()
-    gas["LP redeem"] = p.vault.redeem(100_000 * WAD, 0, lp, sender=lp).gas_used
+    kept["LP redeem"] = p.vault.redeem(100_000 * WAD, 0, lp, sender=lp)
+    gas["LP redeem"] = kept["LP redeem"].gas_used
     return gas
 
 

@@ -288,7 +288,7 @@ def settle(vault, controller):
             "insurance_delta": 0,
             "account_out": ZERO,
             "amount_out": 0,
-            "reserved": 0,
+            "reserved_delta": 0,
         }
         s.update(fields)
         s = {k: (v.address if hasattr(v, "address") else v) for k, v in s.items()}

@@ -206,7 +206,7 @@ def test_redeem__leaving_exactly_reserved__succeeds(pooled, settle, lp, model):
     shares = vault.balanceOf(lp) // 2
     q = model.quote_redeem(vault, shares)
     reserved = vault.pool_amount() - q.amount
-    settle(reserved=reserved)
+    settle(reserved_delta=reserved)
 
     assert vault.redeem(shares, 0, lp, sender=lp).return_value == q.amount
     assert vault.pool_amount() == reserved == vault.reserved_amount()
@@ -216,7 +216,7 @@ def test_redeem__below_reserved__reverts(pooled, settle, lp, model, snapshot):
     vault = pooled
     shares = vault.balanceOf(lp) // 2
     q = model.quote_redeem(vault, shares)
-    settle(reserved=vault.pool_amount() - q.amount + 1)  # one unit short
+    settle(reserved_delta=vault.pool_amount() - q.amount + 1)  # one unit short
     before = snapshot()
     with ape.reverts("vault: reserved"):
         vault.redeem(shares, 0, lp, sender=lp)
@@ -226,10 +226,11 @@ def test_redeem__below_reserved__reverts(pooled, settle, lp, model, snapshot):
 def test_redeem__reserved_released__succeeds_again(pooled, settle, lp, model):
     vault = pooled
     shares = vault.balanceOf(lp)
-    settle(reserved=vault.pool_amount())
+    reserved = vault.pool_amount()
+    settle(reserved_delta=reserved)
     with ape.reverts("vault: reserved"):
         vault.redeem(shares, 0, lp, sender=lp)
-    settle(reserved=0)
+    settle(reserved_delta=-reserved)
     q = model.quote_redeem(vault, shares)
     assert vault.redeem(shares, 0, lp, sender=lp).return_value == q.amount
 

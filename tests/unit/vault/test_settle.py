@@ -36,7 +36,7 @@ def test_settle__open_position__pulls_collateral_and_records_reserved(
     collateral, reserved = 1_500 * unit + 3, 20_000 * unit + 1
 
     tx = settle(
-        account_in=trader, amount_in=collateral, collateral_delta=collateral, reserved=reserved
+        account_in=trader, amount_in=collateral, collateral_delta=collateral, reserved_delta=reserved
     )
 
     assert buckets(vault) == (pool, collateral, 0, 0)
@@ -44,12 +44,8 @@ def test_settle__open_position__pulls_collateral_and_records_reserved(
     assert token.balanceOf(trader) == trader_tokens - collateral
     assert token.balanceOf(vault) == vault_tokens + collateral
     [log] = tx.decode_logs(vault.Settled)
-    assert (log.controller, log.account_in, log.account_out) == (
-        controller.address,
-        trader.address,
-        "0x0000000000000000000000000000000000000000",
-    )
-    assert (log.amount_in, log.amount_out, log.reserved) == (collateral, 0, reserved)
+    assert log.controller == controller.address
+    assert (log.amount_in, log.amount_out, log.reserved_delta) == (collateral, 0, reserved)
     assert (log.pool_delta, log.collateral_delta, log.escrow_delta, log.insurance_delta) == (
         0,
         collateral,
@@ -176,20 +172,29 @@ def test_settle__bucket_taken_exactly_to_zero__succeeds(pooled, opened, trader, 
     assert pooled.collateral_amount() == 0
 
 
-def test_settle__reserved__is_overwritten_by_every_settlement(pooled, settle, unit):
+def test_settle__reserved__moves_by_each_delta(pooled, settle, unit):
     vault = pooled
-    settle(reserved=30_000 * unit)
+    settle(reserved_delta=30_000 * unit)
     assert vault.reserved_amount() == 30_000 * unit
-    settle(reserved=12_000 * unit + 5)
+    settle(reserved_delta=-(18_000 * unit - 5))
     assert vault.reserved_amount() == 12_000 * unit + 5
     settle()
-    assert vault.reserved_amount() == 0
+    assert vault.reserved_amount() == 12_000 * unit + 5
+
+
+def test_settle__reserved_below_zero__reverts(pooled, settle, unit, snapshot):
+    vault = pooled
+    settle(reserved_delta=unit)
+    before = snapshot()
+    with ape.reverts("vault: bucket underflow"):
+        settle(reserved_delta=-unit - 1)
+    assert snapshot() == before
 
 
 def test_settle__zero_accounts_with_zero_amounts__allowed(pooled, opened, settle):
     tx = settle(collateral_delta=-1, pool_delta=1)
     [log] = tx.decode_logs(pooled.Settled)
-    assert log.account_in == log.account_out == "0x0000000000000000000000000000000000000000"
+    assert (log.amount_in, log.amount_out) == (0, 0)
 
 
 def test_settle__by_second_controller__allowed(pooled, deployer, keeper, settle, trader, unit):

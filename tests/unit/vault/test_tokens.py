@@ -21,7 +21,7 @@ def settlement(**fields):
         "insurance_delta": 0,
         "account_out": "0x0000000000000000000000000000000000000000",
         "amount_out": 0,
-        "reserved": 0,
+        "reserved_delta": 0,
     }
     s.update({k: getattr(v, "address", v) for k, v in fields.items()})
     return s
@@ -164,7 +164,7 @@ def test_false_token__settle_pull_returns_false__reverts(
     before = state_of(vault, token, lp, trader)
     with ape.reverts("vault: transfer failed"):
         vault.settle(
-            settlement(account_in=trader, amount_in=unit, collateral_delta=unit, reserved=5),
+            settlement(account_in=trader, amount_in=unit, collateral_delta=unit, reserved_delta=5),
             sender=controller,
         )
     assert state_of(vault, token, lp, trader) == before
