@@ -69,7 +69,7 @@ def create_oracle(project, deployer, keeper):
     return create
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def oracle(create_oracle):
     return create_oracle()
 
@@ -83,3 +83,12 @@ def create_vault(project, deployer):
         return vault
 
     return create
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_fixtures_first(
+    deployer, keeper, lp, other_lp, trader, attacker, controller, create_token, create_oracle, create_vault
+):
+    """Create every session-scoped fixture before any test: one first requested inside a
+    module makes Ape rebase its isolation snapshots, which can leak one module's chain
+    state into the next. None of these touches the chain."""

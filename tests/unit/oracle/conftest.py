@@ -47,7 +47,7 @@ def _scale(answer: int, decimals: int) -> int:
     return answer * 10 ** (18 - decimals)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def calc():
     """The formulas the contract must match, computed independently in Python."""
     return SimpleNamespace(
@@ -69,7 +69,7 @@ def t0(chain):
     return max(chain.blocks.head.timestamp, chain.pending_timestamp) + 1_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def push(keeper, chain):
     """Push `prices` for `markets` observed at `observed_at`, mined at `at` (default: the
     observation time itself)."""
@@ -83,7 +83,7 @@ def push(keeper, chain):
     return _push
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mine_at(chain):
     """Mine an empty block at `t`, so that views see `block.timestamp == t`."""
 
@@ -94,7 +94,7 @@ def mine_at(chain):
     return _mine_at
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def walk(push):
     """Push one market from its stored price to `target`, one step of at most
     `max_jump_bps` at a time, one second apart from `t`. Returns the last time used."""
@@ -113,7 +113,7 @@ def walk(push):
     return _walk
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def snapshot():
     """Everything a refused push or admin call could have changed."""
 
@@ -132,7 +132,7 @@ def snapshot():
     return _snapshot
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def create_feed(project, deployer):
     def create(decimals: int = 8):
         return deployer.deploy(project.TestFeed, decimals)
@@ -140,13 +140,13 @@ def create_feed(project, deployer):
     return create
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ref_feed(create_feed):
     """An 8-decimal reference feed (answer still unset)."""
     return create_feed(8)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def feed_oracle(create_oracle, ref_feed, deployer):
     """An oracle whose ETH market has `ref_feed` as reference, max age `REF_MAX_AGE`."""
     oracle = create_oracle()
@@ -154,7 +154,7 @@ def feed_oracle(create_oracle, ref_feed, deployer):
     return oracle
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def set_answer(chain, deployer):
     """Set a feed's answer, updated at `updated_at`, in a block mined at `at`."""
 

@@ -126,18 +126,18 @@ class Model:
         return amount
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def model():
     return Model
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fresh_account(accounts):
     """An account that never deposited nor held shares."""
     return accounts[7]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def new_admin(accounts):
     return accounts[8]
 
@@ -302,7 +302,7 @@ def only_from(tx, event, contract):
     return [log for log in tx.decode_logs(event) if log.contract_address == contract.address]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def logs_of():
     return only_from
 

@@ -233,6 +233,7 @@ def test_cooldown__deposit_for_fresh_account__starts_its_cooldown(
 
 def test_cooldown__over__transfer_allowed(vault, lp, other_lp, unit, chain):
     tx = vault.deposit(1_000 * unit, 0, lp, sender=lp)
+    held, received = vault.balanceOf(lp), vault.balanceOf(other_lp)
     chain.pending_timestamp = tx.timestamp + vault.cooldown()
     vault.transfer(other_lp, 10, sender=lp)
-    assert vault.balanceOf(other_lp) == 10
+    assert (vault.balanceOf(lp), vault.balanceOf(other_lp)) == (held - 10, received + 10)
