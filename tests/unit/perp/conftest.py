@@ -79,3 +79,17 @@ def env_any(request, project, deployer, keeper, lp, chain) -> Env:
 def funded_trader(env, trader):
     env.fund(trader)
     return trader
+
+
+@pytest.fixture(scope="module")
+def counterparty(env, accounts):
+    """A second trader, usually on the other side."""
+    env.fund(accounts[7])
+    return accounts[7]
+
+
+@pytest.fixture(scope="module")
+def hedger(env, accounts):
+    """A third trader."""
+    env.fund(accounts[8])
+    return accounts[8]

@@ -22,6 +22,8 @@ the tests derive every expected number instead of hard-coding it:
 
 from __future__ import annotations
 
+import ape
+
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
@@ -504,6 +506,14 @@ def state_of(env: Any, accounts: tuple[Any, ...]) -> dict[str, Any]:
         "balances": [env.token.balanceOf(a) for a in accounts] + [env.token.balanceOf(vault)],
         "admin": (perp.admin(), perp.pending_admin(), perp.paused(), perp.max_pnl_factor_bps()),
     }
+
+
+def assert_refused(env: Any, accounts: tuple[Any, ...], reason: str, call: Any, *args: Any, **kwargs: Any) -> None:
+    """`call` reverts with exactly `reason` and changes nothing."""
+    before = state_of(env, accounts)
+    with ape.reverts(reason):
+        call(*args, **kwargs)
+    assert state_of(env, accounts) == before
 
 
 def open_position(env: Any, account: Any, market: int, is_long: bool, collateral: int, size: int):

@@ -16,6 +16,7 @@ import pytest
 from dataclasses import replace
 
 from helpers import (
+    assert_refused,
     BPS,
     MAX_UINT,
     WAD,
@@ -78,13 +79,6 @@ def _module_fixtures_first(
     """Set up the module- and session-scoped fixtures before any test, so Ape's isolation
     never has to rebase a snapshot."""
 
-
-def assert_refused(env, accounts, reason, call, *args, **kwargs):
-    """`call` reverts with exactly `reason` and changes nothing."""
-    before = state_of(env, accounts)
-    with ape.reverts(reason):
-        call(*args, **kwargs)
-    assert state_of(env, accounts) == before
 
 
 def opened(env, trader, is_long, collateral, size, price=OPEN_PRICE):

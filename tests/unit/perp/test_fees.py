@@ -135,17 +135,6 @@ def pending(pos, is_long: bool, indices: tuple[int, int, int], scale: int) -> di
 # ---------------------------------------------------------------- helpers
 
 
-@pytest.fixture(scope="module")
-def counterparty(env, accounts):
-    """A second trader, usually on the other side."""
-    env.fund(accounts[7])
-    return accounts[7]
-
-
-@pytest.fixture(scope="module")
-def hedger(env, accounts):
-    env.fund(accounts[8])
-    return accounts[8]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import ape
 import pytest
 
 from helpers import (
+    assert_refused,
     BPS,
     MAX_UINT,
     WAD,
@@ -55,13 +56,6 @@ def _module_fixtures_first(env, funded_trader, cfg, deployer, project):
     """Set up the module- and session-scoped fixtures before any test, so Ape's isolation
     never has to rebase a snapshot."""
 
-
-def assert_refused(env, accounts, reason, call, *args, **kwargs):
-    """`call` reverts with exactly `reason` and changes nothing."""
-    before = state_of(env, accounts)
-    with ape.reverts(reason):
-        call(*args, **kwargs)
-    assert state_of(env, accounts) == before
 
 
 def predict_open(env, is_long, collateral, size, price, cfg, idx=Indices()):

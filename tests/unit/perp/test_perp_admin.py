@@ -11,6 +11,7 @@ import ape
 import pytest
 
 from helpers import (
+    assert_refused,
     BPS,
     WAD,
     ZERO_ADDRESS,
@@ -57,12 +58,6 @@ def _module_fixtures_first(env, deployer, attacker, new_admin, funded_trader, cf
     """Set up the module- and session-scoped fixtures before any test, so Ape's isolation
     never has to rebase a snapshot."""
 
-
-def assert_refused(env, accounts, reason, call, *args, **kwargs):
-    before = state_of(env, accounts)
-    with ape.reverts(reason):
-        call(*args, **kwargs)
-    assert state_of(env, accounts) == before
 
 
 def listed(perp):

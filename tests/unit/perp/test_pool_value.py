@@ -53,16 +53,6 @@ def pnl_wad(usd: int, tokens: int, price: int, is_long: bool) -> int:
 # ---------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def counterparty(env, accounts):
-    env.fund(accounts[7])
-    return accounts[7]
-
-
-@pytest.fixture(scope="module")
-def hedger(env, accounts):
-    env.fund(accounts[8])
-    return accounts[8]
 
 
 @pytest.fixture(scope="module")

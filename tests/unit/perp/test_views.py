@@ -89,11 +89,6 @@ def expected_info(env, pos, is_long: bool, price: int, idx) -> dict:
 # ---------------------------------------------------------------- helpers
 
 
-@pytest.fixture(scope="module")
-def counterparty(env, accounts):
-    env.fund(accounts[7])
-    return accounts[7]
-
 
 def head_ts(env) -> int:
     return env.chain.blocks.head.timestamp
