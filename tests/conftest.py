@@ -92,3 +92,13 @@ def _session_fixtures_first(
     """Create every session-scoped fixture before any test: one first requested inside a
     module makes Ape rebase its isolation snapshots, which can leak one module's chain
     state into the next. None of these touches the chain."""
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_timestamp_pin(chain):
+    """A test that pins the next block's timestamp and then only sends reverting calls
+    leaves the pin set; after Ape reverts the chain it could fall behind the head.
+    Start every test with a pin no lower than the head."""
+    head = chain.blocks.head.timestamp
+    if chain.pending_timestamp < head:
+        chain.pending_timestamp = head

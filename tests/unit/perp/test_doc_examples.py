@@ -16,6 +16,8 @@ def ceil_div(a: int, b: int) -> int:
 
 def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funded_trader, other_lp):
     long_trader, short_trader = funded_trader, other_lp
+    # every block of this example is pinned, from one second after whatever came before
+    env.chain.pending_timestamp = max(env.chain.blocks.head.timestamp, env.chain.pending_timestamp) + 1
     env.fund(short_trader)
     perp, eth, scale = env.perp, env.eth, env.scale
     pool_before = env.vault.pool_amount()
