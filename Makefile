@@ -8,6 +8,8 @@ BIN   := $(VENV)/bin
 export UV_NATIVE_TLS := 1
 export UV_PYTHON_DOWNLOADS := never
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
+# pydantic-settings warns about one of Ape's own settings models on every command
+export PYTHONWARNINGS := ignore:Field:UserWarning:pydantic_settings.sources.utils
 
 .PHONY: setup devnet test test-fast compile abi gas clean
 
