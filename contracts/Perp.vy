@@ -838,12 +838,10 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position,
     self._sums[side] = borrow_sum | (convert(funding_sum, uint256) << HALF)
     reserved_delta: int256 = 0
     if new.size_usd != old.size_usd:
-        # the market's reserve in tokens before and after, each rounded up
+        # the market's reserve in tokens before and after
         other: uint256 = self._oi[side ^ 1] & MASK_128
-        factor: uint256 = self._a(market, A_RESERVE, BITS_BPS)
-        before: uint256 = self._to_tokens(math.bps_of((oi & MASK_128) + other, factor, True), True)
-        after: uint256 = self._to_tokens(math.bps_of(usd + other, factor, True), True)
-        reserved_delta = convert(after, int256) - convert(before, int256)
+        before: uint256 = self._reserve_tokens(market, (oi & MASK_128) + other)
+        reserved_delta = convert(self._reserve_tokens(market, usd + other), int256) - convert(before, int256)
 
     if new.size_usd == 0:
         self._pos_size[key] = 0
@@ -1001,16 +999,28 @@ def _signed_mul_wad(x: uint256, y: int256) -> int256:
 @internal
 @view
 def _reserved_tokens(market: uint256) -> uint256:
+    return self._reserve_tokens(market, self._open_interest_usd(market))
+
+
+@internal
+@view
+def _reserve_tokens(market: uint256, open_interest_usd: uint256) -> uint256:
     # the market's share of the Vault's reserved amount: its reserve in tokens, rounded up
-    return self._to_tokens(self._reserved_usd(market), True)
+    return self._to_tokens(math.bps_of(open_interest_usd, self._a(market, A_RESERVE, BITS_BPS), True), True)
 
 
 @internal
 @view
 def _reserved_usd(market: uint256) -> uint256:
     # open interest of both sides × reserve factor, rounded up
-    oi: uint256 = (self._oi[market * 2] & MASK_128) + (self._oi[market * 2 + 1] & MASK_128)
-    return math.bps_of(oi, self._a(market, A_RESERVE, BITS_BPS), True)
+    return math.bps_of(self._open_interest_usd(market), self._a(market, A_RESERVE, BITS_BPS), True)
+
+
+@internal
+@view
+def _open_interest_usd(market: uint256) -> uint256:
+    # both sides, WAD USD at entry
+    return (self._oi[market * 2] & MASK_128) + (self._oi[market * 2 + 1] & MASK_128)
 
 
 # ---------------------------------------------------------------- internals: rates

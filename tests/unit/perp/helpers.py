@@ -348,10 +348,12 @@ def predict_increase(
     cfg: Mapping[str, int],
     scale: int,
 ) -> Change:
-    """increase() followed by the position checks (caps not included)."""
+    """increase() followed by the position checks (caps not included), which a
+    collateral-only add skips, as the contract does."""
     fee_bps = cfg["position_fee_bps"]
     change = increase(pos, is_long, collateral_delta, size_delta, price, idx, fee_bps, scale)
-    check_position(change.position, is_long, price, idx, cfg, scale)
+    if size_delta != 0:
+        check_position(change.position, is_long, price, idx, cfg, scale)
     return change
 
 
