@@ -22,11 +22,14 @@
      only in `_write_position`, the one function that changes a position.
 @custom:security Every state-changing function holds the contract's reentrancy lock; the
      Vault's `settle` (the only outbound call that moves tokens) is called last.
-@custom:kill `set_paused(True)` stops opening and increasing; closing stays available.
+@custom:kill The Configurator's `set_paused(True)` stops opening and increasing; closing,
+     adding collateral, liquidation and ADL stay available. A market can be wound down:
+     close-only, then settled at a fixed price.
 """
 
 from contracts.interfaces import IOracle
 from contracts.lib import math  # stateless helpers: no `initializes` needed
+from contracts.lib import market_types
 
 # ---------------------------------------------------------------- interfaces
 
@@ -45,6 +48,7 @@ interface IVault:
     def settle(s: Settlement): nonpayable
     def pool_amount() -> uint256: view
     def reserved_amount() -> uint256: view
+    def insurance_amount() -> uint256: view
     def token_scale() -> uint256: view
 
 # ---------------------------------------------------------------- constants
@@ -55,20 +59,14 @@ MAX_MARKETS: constant(uint256) = 16
 SECONDS_PER_HOUR: constant(uint256) = 3_600
 SECONDS_PER_YEAR: constant(uint256) = 31_536_000  # 365 days
 
-# hard bounds on market settings
-MIN_LEVERAGE_BPS: constant(uint256) = 10_000  # 1x
-MAX_LEVERAGE_BPS: constant(uint256) = 1_000_000  # 100x
-MAX_POSITION_FEE_BPS: constant(uint256) = 100  # 1 %
-MIN_MIN_COLLATERAL_USD: constant(uint256) = 10**18  # $1
-MAX_MIN_COLLATERAL_USD: constant(uint256) = 10_000 * 10**18  # $10,000
-MAX_RESERVE_FACTOR_BPS: constant(uint256) = 20_000  # reserve up to 2x the open interest
-MIN_RESERVE_FACTOR_BPS: constant(uint256) = 1_000
-MAX_BORROWING_FACTOR: constant(uint256) = 10**18 // 3_600 // 100  # 1 %/h at 100 % use
-MAX_FUNDING_FACTOR: constant(uint256) = 10**18 // 3_600 // 100  # 1 %/h at full skew
-MAX_FUNDING_RATE: constant(uint256) = 10**18 // 3_600 // 100  # 1 %/h
-MIN_MAINTENANCE_BPS: constant(uint256) = 10  # 0.1 %
-MAX_MAINTENANCE_BPS: constant(uint256) = 5_000  # 50 %
-MAX_PNL_FACTOR_BPS: constant(uint256) = 10_000  # trader profit at most the pool amount
+MICRO_USD: constant(uint256) = 10**12  # WAD per micro-dollar: USD settings are stored in these
+DEFAULT_MAX_PNL_FACTOR_BPS: constant(uint256) = 9_000  # trader profit in pool value
+MAX_BATCH: constant(uint256) = 64  # positions per liquidation batch
+
+# market status (top byte of _config_a)
+ACTIVE: constant(uint256) = 0
+CLOSE_ONLY: constant(uint256) = 1  # wind-down: no new exposure
+SETTLED: constant(uint256) = 2  # wind-down: every close uses the settlement price
 
 # packed position slots
 #   _pos_size[key]  = size_usd (128) | size_tokens (128)
@@ -83,26 +81,39 @@ BORROW_OFFSET: constant(uint256) = 96
 FUNDING_OFFSET: constant(uint256) = 176
 FUNDING_BIAS: constant(int256) = 2**79  # signed snapshot stored biased
 
-# packed market config, two slots (Vyper never packs; every trade reads both)
+# packed market config, three slots (Vyper never packs; every trade reads the first two)
 #   _config_a = max_leverage_bps (24) | position_fee_bps (16) | reserve_factor_bps (16)
-#               | maintenance_margin_bps (16) | min_collateral_usd (88) | min_maintenance_usd (88)
+#               | maintenance_margin_bps (16) | insurance_cut_bps (16)
+#               | max_pnl_factor_for_traders_bps (16) | liquidation_fee_bps (16)
+#               | min_collateral (40) | min_maintenance (40) | liquidation_fee (40) | status (8)
+#               (the three USD amounts in micro-dollars)
 #   _config_b = max_open_interest_usd (112) | borrowing_factor (48) | funding_factor (48)
 #               | max_funding_rate (48)
+#   _risk     = 3 tiers of (threshold in micro-dollars (56) | maintenance bps (16)), read
+#               by the health function only (ADL's factors live in the Configurator)
 A_LEVERAGE: constant(uint256) = 0
 A_FEE: constant(uint256) = 24
 A_RESERVE: constant(uint256) = 40
 A_MAINTENANCE: constant(uint256) = 56
-A_MIN_COLLATERAL: constant(uint256) = 72
+A_INSURANCE_CUT: constant(uint256) = 72
+A_TRADERS_CAP: constant(uint256) = 88
+A_LIQ_FEE_BPS: constant(uint256) = 104
+A_MIN_COLLATERAL: constant(uint256) = 120
 A_MIN_MAINTENANCE: constant(uint256) = 160
+A_LIQ_FEE_USD: constant(uint256) = 200
+A_STATUS: constant(uint256) = 240
 B_MAX_OI: constant(uint256) = 0
 B_BORROWING: constant(uint256) = 112
 B_FUNDING: constant(uint256) = 160
 B_MAX_FUNDING: constant(uint256) = 208
+R_TIER_BITS: constant(uint256) = 72
+R_THRESHOLD_BITS: constant(uint256) = 56
 BITS_BPS: constant(uint256) = 16
 BITS_LEVERAGE: constant(uint256) = 24
-BITS_USD: constant(uint256) = 88
+BITS_MICRO_USD: constant(uint256) = 40
 BITS_OI: constant(uint256) = 112
 BITS_RATE: constant(uint256) = 48
+MASK_RATES: constant(uint256) = 2**112 - 1  # _config_b without its rate factors
 
 # packed market state
 #   _clock[m]    = last_update (32) | borrow_index (80) | pool amount at last_update (144),
@@ -122,41 +133,6 @@ MAX_ABS_FUNDING_INDEX: constant(int256) = 2**79 - 1
 
 # ---------------------------------------------------------------- structs
 
-struct MarketConfig:
-    max_leverage_bps: uint256  # 10_000 = 1x
-    position_fee_bps: uint256  # on every size change
-    min_collateral_usd: uint256  # WAD, after fees
-    max_open_interest_usd: uint256  # WAD, per side
-    reserve_factor_bps: uint256  # reserved = open interest x this
-    borrowing_factor: uint256  # WAD per second at 100 % utilisation
-    funding_factor: uint256  # WAD per second at full skew
-    max_funding_rate: uint256  # WAD per second
-    maintenance_margin_bps: uint256  # of size
-    min_maintenance_usd: uint256  # WAD floor of the maintenance margin
-
-struct Position:
-    size_usd: uint256
-    size_tokens: uint256
-    collateral: uint256  # token units
-    borrow_index: uint256  # snapshot at last touch
-    funding_index: int256  # snapshot at last touch
-
-struct PositionInfo:
-    size_usd: uint256
-    size_tokens: uint256
-    collateral: uint256  # token units
-    entry_price: uint256  # WAD, rounded up for longs, down for shorts
-    mark_price: uint256  # WAD, the close price now
-    pnl: int256  # WAD USD at the close price
-    pending_borrowing_fee: uint256  # WAD USD, rounded up
-    pending_funding: int256  # WAD USD, > 0 received, < 0 paid
-    close_fee: uint256  # WAD USD
-    remaining_collateral: int256  # WAD USD: collateral + pnl - fees +- funding
-    maintenance_margin: uint256  # WAD USD
-    leverage_bps: uint256  # size / collateral, 10_000 = 1x
-    liquidation_price: uint256  # WAD, 0 when none exists
-    is_liquidatable: bool
-
 struct MarketState:
     last_update: uint256
     borrow_index: uint256
@@ -169,16 +145,10 @@ struct MarketState:
     reserved_usd: uint256
     utilisation_pool_amount: uint256  # token units: the pool amount the borrowing rate uses
 
-struct Rates:
-    borrowing_rate_per_second: uint256  # WAD, paid by both sides
-    funding_rate_long_per_second: int256  # WAD, > 0 longs receive, < 0 longs pay
-    funding_rate_short_per_second: int256
-    borrowing_rate_per_hour: uint256
-    borrowing_rate_per_year: uint256
-    funding_rate_long_per_hour: int256
-    funding_rate_short_per_hour: int256
-    funding_rate_long_per_year: int256
-    funding_rate_short_per_year: int256
+struct PositionRef:
+    account: address
+    market: uint256
+    is_long: bool
 
 struct Indices:
     borrow: uint256
@@ -198,17 +168,20 @@ struct Settle:
 oracle: public(immutable(IOracle))
 vault: public(immutable(IVault))
 token_scale: public(immutable(uint256))  # WAD per collateral token unit
+configurator: public(immutable(address))  # sets markets, pause and wind-down (holds the roles)
 
 # ---------------------------------------------------------------- storage
 
-admin: public(address)
-pending_admin: public(address)
 paused: public(bool)
 max_pnl_factor_bps: public(uint256)  # cap on net trader profit counted in pool value
+bad_debt_total: public(uint256)  # token units of shortfall the LPs absorbed, to date
+settlement_price: public(HashMap[uint256, uint256])  # WAD, set when a market is settled
+deleverager: public(address)  # the contract allowed to run ADL closes (RiskEngine)
 
 markets: public(DynArray[uint256, MAX_MARKETS])
-_config_a: HashMap[uint256, uint256]  # packed: leverage, fee, reserve, maintenance, min USD values
+_config_a: HashMap[uint256, uint256]  # packed: leverage, fees, factors, USD floors, status
 _config_b: HashMap[uint256, uint256]  # packed: max open interest, rate factors
+_risk: HashMap[uint256, uint256]  # packed: maintenance tiers, ADL factors
 
 
 # per market, packed (see the constants):
@@ -243,21 +216,41 @@ event PositionUpdate:
     pnl: int256  # token units realised
     bad_debt: uint256  # token units the pool could not collect
 
-event MarketAdded:
+event Liquidation:
+    key: indexed(bytes32)
+    account: indexed(address)
     market: indexed(uint256)
+    is_long: bool
+    fee_receiver: address
+    price: uint256  # WAD
+    size_usd: uint256  # WAD, the size closed
+    collateral: uint256  # token units the position held
+    remaining: int256  # WAD USD: the health function's remaining value
+    maintenance: uint256  # WAD USD
+    fee: uint256  # token units paid to fee_receiver
+    fee_from_insurance: uint256  # token units of the fee the position could not pay
+    insurance_cut: uint256  # token units
 
-event MarketConfigSet:
+event BadDebt:
+    key: indexed(bytes32)
     market: indexed(uint256)
-    max_leverage_bps: uint256
-    position_fee_bps: uint256
-    min_collateral_usd: uint256
-    max_open_interest_usd: uint256
-    reserve_factor_bps: uint256
-    borrowing_factor: uint256
-    funding_factor: uint256
-    max_funding_rate: uint256
-    maintenance_margin_bps: uint256
-    min_maintenance_usd: uint256
+    shortfall: uint256  # token units the position could not pay
+    from_insurance: uint256
+    from_lps: uint256
+
+event MarketConfigured:
+    market: indexed(uint256)
+    config_a: uint256  # the packed words (decoded settings: the Configurator's events)
+    config_b: uint256
+    risk: uint256
+
+event MarketStatusSet:
+    market: indexed(uint256)
+    status: uint256  # 0 active, 1 close-only, 2 settled
+    settlement_price: uint256
+
+event DeleveragerSet:
+    deleverager: indexed(address)
 
 event PausedSet:
     paused: bool
@@ -265,28 +258,20 @@ event PausedSet:
 event MaxPnlFactorSet:
     max_pnl_factor_bps: uint256
 
-event AdminTransferStarted:
-    admin: indexed(address)
-    pending_admin: indexed(address)
-
-event AdminTransferred:
-    previous_admin: indexed(address)
-    admin: indexed(address)
-
 
 @deploy
-def __init__(oracle_: address, vault_: address):
+def __init__(oracle_: address, vault_: address, configurator_: address):
     """
     @param oracle_ The perpool Oracle.
     @param vault_ The perpool Vault; Perp must be made its controller and pool value source.
+    @param configurator_ The Configurator: the only caller of the market and pause setters.
     """
     oracle = IOracle(oracle_)
     vault = IVault(vault_)
+    configurator = configurator_
     token_scale = staticcall IVault(vault_).token_scale()
-    self.admin = msg.sender
-    self.max_pnl_factor_bps = 9_000
-    log AdminTransferred(previous_admin=empty(address), admin=msg.sender)
-    log MaxPnlFactorSet(max_pnl_factor_bps=9_000)
+    self.max_pnl_factor_bps = DEFAULT_MAX_PNL_FACTOR_BPS
+    log MaxPnlFactorSet(max_pnl_factor_bps=DEFAULT_MAX_PNL_FACTOR_BPS)
 
 
 # ---------------------------------------------------------------- traders
@@ -309,26 +294,35 @@ def increase_position(
     @param acceptable_price Worst fill accepted: longs revert above it, shorts below it.
             Ignored when only collateral is added.
     """
-    assert self._config_a[market] != 0, "perp: unknown market"
-    assert collateral_delta != 0 or size_delta != 0, "perp: nothing to do"
+    if not (self._config_a[market] != 0):
+        self._fail("perp: unknown market")
+    if not (collateral_delta != 0 or size_delta != 0):
+        self._fail("perp: nothing to do")
     key: bytes32 = self._key(msg.sender, market, is_long)
-    pos: Position = self._load(key)
+    pos: market_types.Position = self._load(key)
     if size_delta != 0:
-        assert not self.paused, "perp: paused"
+        if self.paused:
+            self._fail("perp: paused")
+        if not (self._a(market, A_STATUS, 8) == ACTIVE):
+            self._fail("perp: market closing")
     if pos.size_usd == 0:
-        assert size_delta != 0, "perp: zero size"
-        assert collateral_delta != 0, "perp: zero collateral"
+        if not (size_delta != 0):
+            self._fail("perp: zero size")
+        if not (collateral_delta != 0):
+            self._fail("perp: zero collateral")
 
     price: uint256 = 0
     if size_delta != 0:
         price = staticcall oracle.get_price(market, is_long)
         if is_long:
-            assert price <= acceptable_price, "perp: price not acceptable"
+            if not (price <= acceptable_price):
+                self._fail("perp: price not acceptable")
         else:
-            assert price >= acceptable_price, "perp: price not acceptable"
+            if not (price >= acceptable_price):
+                self._fail("perp: price not acceptable")
     else:
         # adding collateral only reduces risk: it may use the fallback price
-        price = staticcall oracle.get_exit_price(market, not is_long)
+        price = self._close_price(market, is_long, False)
 
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
@@ -336,9 +330,10 @@ def increase_position(
 
     gross: uint256 = pos.collateral + collateral_delta + s.funding_received
     owed: uint256 = s.borrow_fee + s.position_fee + s.funding_paid
-    assert gross >= owed, "perp: fees exceed collateral"
+    if not (gross >= owed):
+        self._fail("perp: fees exceed collateral")
 
-    new: Position = Position(
+    new: market_types.Position = market_types.Position(
         size_usd=pos.size_usd + size_delta,
         size_tokens=pos.size_tokens + self._tokens_for(size_delta, price, is_long),
         collateral=gross - owed,
@@ -350,30 +345,21 @@ def increase_position(
         self._check_caps(market, is_long, reserved_delta)
         self._check_position(new, market, is_long, price, idx)
     # adding collateral alone only reduces risk: allowed even to an unhealthy position
-    log PositionUpdate(
-        key=key,
-        account=msg.sender,
-        market=market,
-        is_long=is_long,
-        size_usd=new.size_usd,
-        size_tokens=new.size_tokens,
-        collateral=new.collateral,
-        borrow_index=new.borrow_index,
-        funding_index=new.funding_index,
-        price=price,
-        size_delta=convert(size_delta, int256),
-        collateral_in=collateral_delta,
-        amount_out=0,
-        position_fee=s.position_fee,
-        borrow_fee=s.borrow_fee,
-        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
-        pnl=0,
-        bad_debt=0,
-    )
+    self._log_update(key, msg.sender, market, is_long, new, price, convert(size_delta, int256), collateral_delta, 0, s, 0)
     # collateral bucket: + paid in - fees - funding paid + funding received; the pool
-    # takes the fees and funding paid and fronts funding received
+    # takes the fees and funding paid and fronts funding received, less the insurance cut
+    cut: uint256 = self._insurance_cut(market, s.position_fee)
     fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
-    self._settle(msg.sender, collateral_delta, fees_to_pool, convert(collateral_delta, int256) - fees_to_pool, empty(address), 0, reserved_delta)
+    self._settle(
+        msg.sender,
+        collateral_delta,
+        fees_to_pool - convert(cut, int256),
+        convert(collateral_delta, int256) - fees_to_pool,
+        convert(cut, int256),
+        empty(address),
+        0,
+        reserved_delta,
+    )
 
 
 @external
@@ -387,105 +373,108 @@ def decrease_position(
 ) -> uint256:
     """
     @notice Shrink or close a position, or withdraw collateral (size_delta = 0), at the
-            oracle price: longs close at the min price, shorts at the max. PnL is realised
-            pro rata; profit is paid out with `collateral_delta`, losses and fees come out
-            of collateral. Closing the whole size pays out everything left (collateral_delta
-            is then ignored); a loss beyond the collateral is bad debt absorbed by the pool.
+            oracle price: longs close at the min price, shorts at the max (a settled market
+            closes at its settlement price). PnL is realised pro rata, and a profit is
+            scaled down while the side's pnl factor exceeds max_pnl_factor_for_traders;
+            profit is paid out with `collateral_delta`, losses and fees come out of
+            collateral. Closing the whole size pays out everything left (collateral_delta
+            is then ignored); a loss beyond the collateral is paid by the insurance fund,
+            then by the LPs.
     @param collateral_delta Token units of collateral to withdraw (partial decreases).
     @param size_delta WAD USD to close; the whole size closes the position.
     @param acceptable_price Worst fill accepted: longs revert below it, shorts above it.
     @param receiver Who gets the tokens paid out.
     @return Token units paid to `receiver`.
     """
-    assert self._config_a[market] != 0, "perp: unknown market"
-    assert receiver != empty(address), "perp: zero receiver"
-    assert collateral_delta != 0 or size_delta != 0, "perp: nothing to do"
-    key: bytes32 = self._key(msg.sender, market, is_long)
-    pos: Position = self._load(key)
-    assert pos.size_usd != 0, "perp: no position"
-    assert size_delta <= pos.size_usd, "perp: size exceeds position"
-    closing: bool = size_delta == pos.size_usd
-
-    price: uint256 = 0
-    if collateral_delta != 0 and not closing:
-        # withdrawing collateral adds risk: it needs a fresh keeper price
-        price = staticcall oracle.get_price(market, not is_long)
-    else:
-        price = staticcall oracle.get_exit_price(market, not is_long)
+    if not (self._config_a[market] != 0):
+        self._fail("perp: unknown market")
+    if not (receiver != empty(address)):
+        self._fail("perp: zero receiver")
+    if not (collateral_delta != 0 or size_delta != 0):
+        self._fail("perp: nothing to do")
+    pos: market_types.Position = self._load(self._key(msg.sender, market, is_long))
+    if not (pos.size_usd != 0):
+        self._fail("perp: no position")
+    if not (size_delta <= pos.size_usd):
+        self._fail("perp: size exceeds position")
+    # withdrawing collateral adds risk: it needs a fresh keeper price
+    price: uint256 = self._close_price(market, is_long, collateral_delta != 0 and size_delta != pos.size_usd)
     if size_delta != 0:
         if is_long:
-            assert price >= acceptable_price, "perp: price not acceptable"
+            if not (price >= acceptable_price):
+                self._fail("perp: price not acceptable")
         else:
-            assert price <= acceptable_price, "perp: price not acceptable"
+            if not (price <= acceptable_price):
+                self._fail("perp: price not acceptable")
+    return self._decrease(msg.sender, market, is_long, pos, collateral_delta, size_delta, price, receiver)
 
-    idx: Indices = self._accrue(market)
-    s: Settle = self._pending(pos, is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
-    tokens_closed: uint256 = pos.size_tokens
-    if not closing:
-        # long: fewer tokens closed (less profit now); short: more (less profit now)
-        tokens_closed = math.mul_div(pos.size_tokens, size_delta, pos.size_usd, not is_long)
-    s.pnl = self._pnl_tokens(size_delta, tokens_closed, price, is_long)
 
-    # everything owed to (+) or by (-) the position, token units
-    settle: int256 = s.pnl + convert(s.funding_received, int256) - convert(s.borrow_fee + s.position_fee + s.funding_paid, int256)
-    collateral: int256 = convert(pos.collateral, int256)
-    amount_out: uint256 = 0
-    bad_debt: uint256 = 0
-    new: Position = empty(Position)
-    if closing:
-        left: int256 = collateral + settle
-        if left > 0:
-            amount_out = convert(left, uint256)
-        else:
-            bad_debt = convert(-left, uint256)
-    else:
-        assert collateral_delta <= pos.collateral, "perp: insufficient collateral"
-        remaining: int256 = collateral - convert(collateral_delta, int256)
-        if settle >= 0:
-            amount_out = collateral_delta + convert(settle, uint256)
-        else:
-            remaining += settle
-            assert remaining >= 0, "perp: insufficient collateral"
-            amount_out = collateral_delta
-        new = Position(
-            size_usd=pos.size_usd - size_delta,
-            size_tokens=pos.size_tokens - tokens_closed,
-            collateral=convert(remaining, uint256),
-            borrow_index=idx.borrow,
-            funding_index=idx.funding_long if is_long else idx.funding_short,
-        )
+@external
+def liquidate(account: address, market: uint256, is_long: bool, fee_receiver: address):
+    """
+    @notice Close an unhealthy position (remaining value below its maintenance margin, by
+            the same health function as every other check): anyone may call. The caller's
+            fee (liquidation_fee_usd + liquidation_fee_bps of size) goes to `fee_receiver`,
+            paid from what remains and topped up by the insurance fund (then the pool) when
+            too little remains; the insurance fund takes its cut of the rest and the pool
+            keeps what is left. A shortfall is paid by the insurance fund first, then by
+            the LPs. Self-liquidation earns nothing beyond the fee.
+    @dev Reverts "perp: no position", "perp: position healthy", or the Oracle's stale-price
+         reason: liquidation uses the fresh keeper price (or a settled market's price).
+    """
+    if not (fee_receiver != empty(address)):
+        self._fail("perp: zero receiver")
+    self._liquidate(PositionRef(account=account, market=market, is_long=is_long), fee_receiver, True)
 
-    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
-    if not closing:
-        self._check_position(new, market, is_long, price, idx)
 
-    log PositionUpdate(
-        key=key,
-        account=msg.sender,
-        market=market,
-        is_long=is_long,
-        size_usd=new.size_usd,
-        size_tokens=new.size_tokens,
-        collateral=new.collateral,
-        borrow_index=new.borrow_index,
-        funding_index=new.funding_index,
-        price=price,
-        size_delta=-convert(size_delta, int256),
-        collateral_in=0,
-        amount_out=amount_out,
-        position_fee=s.position_fee,
-        borrow_fee=s.borrow_fee,
-        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
-        pnl=s.pnl,
-        bad_debt=bad_debt,
-    )
-    # the collateral bucket gives up the position's change in collateral; the pool
-    # pays what goes out beyond that (or keeps what the position lost)
-    collateral_change: int256 = convert(new.collateral, int256) - collateral
-    pool_change: int256 = -convert(amount_out, int256) - collateral_change
-    self._settle(empty(address), 0, pool_change, collateral_change, receiver, amount_out, reserved_delta)
-    return amount_out
+@external
+def liquidate_batch(positions: DynArray[PositionRef, MAX_BATCH], fee_receiver: address) -> uint256:
+    """
+    @notice Liquidate many positions in one transaction. Positions already gone or healthy
+            again are skipped (decided by the health function, not by a revert), so
+            competing keepers waste little. A stale price still reverts the batch.
+    @return How many positions were liquidated.
+    """
+    if not (fee_receiver != empty(address)):
+        self._fail("perp: zero receiver")
+    done: uint256 = 0
+    for ref: PositionRef in positions:
+        if self._liquidate(ref, fee_receiver, False):
+            done += 1
+    return done
+
+
+@external
+def settle_position(account: address, market: uint256, is_long: bool) -> uint256:
+    """
+    @notice In a settled (wound-down) market, close any position at the settlement price
+            and pay its owner what it is worth, as a full close. Anyone may call.
+    @return Token units paid to `account`.
+    """
+    if not (self._a(market, A_STATUS, 8) == SETTLED):
+        self._fail("perp: market not settled")
+    pos: market_types.Position = self._load(self._key(account, market, is_long))
+    if not (pos.size_usd != 0):
+        self._fail("perp: no position")
+    return self._decrease(account, market, is_long, pos, 0, pos.size_usd, self.settlement_price[market], account)
+
+
+@external
+def adl_decrease(account: address, market: uint256, is_long: bool, size_delta: uint256) -> uint256:
+    """
+    @notice Close `size_delta` of a position for auto-deleveraging, at the fresh close
+            price, paying its owner as a normal close. Only the deleverager (RiskEngine),
+            which checks the trigger, the clamp and the target.
+    @return Token units paid to `account`.
+    """
+    if msg.sender != self.deleverager:
+        self._fail("perp: not deleverager")
+    pos: market_types.Position = self._load(self._key(account, market, is_long))
+    if pos.size_usd == 0:
+        self._fail("perp: no position")
+    if size_delta == 0 or size_delta > pos.size_usd:
+        self._fail("perp: bad size")
+    return self._decrease(account, market, is_long, pos, 0, size_delta, self._close_price(market, is_long, True), account)
 
 
 # ---------------------------------------------------------------- views
@@ -525,7 +514,7 @@ def pool_value(maximize: bool) -> uint256:
             trader_pnl += self._signed_mul_wad(usd, index) - (convert(sums >> HALF, int256) - WIDE_BIAS)
             # longs valued at the min price when maximizing the pool, shorts at the max
             p: uint256 = staticcall oracle.get_price(market, is_long != maximize)
-            trader_pnl += self._pnl_wad(usd, oi >> HALF, p, is_long)
+            trader_pnl += math.pnl_usd(usd, oi >> HALF, p, is_long)
     cap: int256 = convert(math.bps_of(pool, self.max_pnl_factor_bps, False), int256)
     trader_pnl = min(trader_pnl, cap)
     value: int256 = convert(assets, int256) - trader_pnl
@@ -536,22 +525,74 @@ def pool_value(maximize: bool) -> uint256:
 
 @view
 @external
-def configs(market: uint256) -> MarketConfig:
+def position_values(account: address, market: uint256, is_long: bool, price: uint256) -> market_types.PositionValues:
     """
-    @notice A market's settings (all zero for an unknown market).
+    @notice A position's PnL, pending fees, remaining value and maintenance margin at
+            `price` (WAD), by the health function; all zero for no position.
     """
-    return MarketConfig(
-        max_leverage_bps=self._a(market, A_LEVERAGE, BITS_LEVERAGE),
-        position_fee_bps=self._a(market, A_FEE, BITS_BPS),
-        min_collateral_usd=self._a(market, A_MIN_COLLATERAL, BITS_USD),
-        max_open_interest_usd=self._b(market, B_MAX_OI, BITS_OI),
-        reserve_factor_bps=self._a(market, A_RESERVE, BITS_BPS),
-        borrowing_factor=self._b(market, B_BORROWING, BITS_RATE),
-        funding_factor=self._b(market, B_FUNDING, BITS_RATE),
-        max_funding_rate=self._b(market, B_MAX_FUNDING, BITS_RATE),
-        maintenance_margin_bps=self._a(market, A_MAINTENANCE, BITS_BPS),
-        min_maintenance_usd=self._a(market, A_MIN_MAINTENANCE, BITS_USD),
-    )
+    pos: market_types.Position = self._load(self._key(account, market, is_long))
+    if pos.size_usd == 0:
+        return empty(market_types.PositionValues)
+    return self._values(pos, market, is_long, price, self._indices_now(market))
+
+
+@view
+@external
+def close_price(market: uint256, is_long: bool) -> uint256:
+    """
+    @notice The price a position of this side closes at when a keeper acts (liquidation,
+            ADL): the fresh keeper price (longs at the min, shorts at the max; reverts when
+            stale), or a settled market's settlement price.
+    """
+    return self._close_price(market, is_long, True)
+
+
+@view
+@external
+def current_rates(market: uint256) -> (uint256, int256, int256):
+    """
+    @notice (borrowing rate, funding rate long, funding rate short), WAD per second; funding
+            > 0 the side receives. `PerpReader.rates` adds hourly and yearly figures.
+    """
+    f_long: int256 = 0
+    f_short: int256 = 0
+    f_long, f_short = self._funding_rates(market)
+    return self._borrowing_rate(market), f_long, f_short
+
+
+@view
+@external
+def is_liquidatable(account: address, market: uint256, is_long: bool) -> bool:
+    """
+    @notice True when `liquidate` would succeed now: a position whose remaining value is
+            below its maintenance margin at the fresh close price (reverts when stale).
+    """
+    pos: market_types.Position = self._load(self._key(account, market, is_long))
+    if pos.size_usd == 0:
+        return False
+    remaining: int256 = 0
+    maintenance: uint256 = 0
+    remaining, maintenance = self._health(pos, market, is_long, self._close_price(market, is_long, True), self._indices_now(market))
+    return remaining < convert(maintenance, int256)
+
+
+@view
+@external
+def maintenance_margin(market: uint256, size_usd: uint256) -> uint256:
+    """
+    @notice The maintenance margin of a position of `size_usd` (WAD): the rate of its size
+            tier times its size (rounded up), at least min_maintenance_usd.
+    """
+    return self._maintenance(market, size_usd)
+
+
+@view
+@external
+def market_status(market: uint256) -> uint256:
+    """
+    @notice 0 active, 1 close-only (wind-down started), 2 settled at `settlement_price`.
+    """
+    return self._a(market, A_STATUS, 8)
 
 
 @view
@@ -587,52 +628,11 @@ def position_key(account: address, market: uint256, is_long: bool) -> bytes32:
 
 @view
 @external
-def get_position(account: address, market: uint256, is_long: bool) -> Position:
+def get_position(account: address, market: uint256, is_long: bool) -> market_types.Position:
     """
     @notice The stored position (all zero when none).
     """
     return self._load(self._key(account, market, is_long))
-
-
-@view
-@external
-def position_info(account: address, market: uint256, is_long: bool) -> PositionInfo:
-    """
-    @notice Everything a trader needs: PnL, pending fees, leverage and liquidation price,
-            valued at the close price (longs at the min price, shorts at the max).
-    """
-    pos: Position = self._load(self._key(account, market, is_long))
-    if pos.size_usd == 0:
-        return empty(PositionInfo)
-    price: uint256 = staticcall oracle.get_exit_price(market, not is_long)
-    idx: Indices = self._indices_now(market)
-    remaining: int256 = 0
-    maintenance: uint256 = 0
-    remaining, maintenance = self._health(pos, market, is_long, price, idx)
-    s: Settle = self._pending(pos, is_long, idx)
-    funding: int256 = self._funding_wad(pos, is_long, idx)
-    borrow: uint256 = math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD, True)
-    close_fee: uint256 = math.bps_of(pos.size_usd, self._a(market, A_FEE, BITS_BPS), True)
-    collateral_wad: uint256 = pos.collateral * token_scale
-    leverage: uint256 = max_value(uint256)
-    if collateral_wad != 0:
-        leverage = math.mul_div(pos.size_usd, BPS, collateral_wad, True)
-    return PositionInfo(
-        size_usd=pos.size_usd,
-        size_tokens=pos.size_tokens,
-        collateral=pos.collateral,
-        entry_price=math.mul_div(pos.size_usd, WAD, pos.size_tokens, is_long),
-        mark_price=price,
-        pnl=self._pnl_wad(pos.size_usd, pos.size_tokens, price, is_long),
-        pending_borrowing_fee=borrow,
-        pending_funding=funding,
-        close_fee=close_fee,
-        remaining_collateral=remaining,
-        maintenance_margin=maintenance,
-        leverage_bps=leverage,
-        liquidation_price=self._liquidation_price(pos, is_long, collateral_wad, borrow, funding, close_fee, maintenance),
-        is_liquidatable=remaining < convert(maintenance, int256),
-    )
 
 
 @view
@@ -667,30 +667,6 @@ def current_indices(market: uint256) -> Indices:
 
 @view
 @external
-def rates(market: uint256) -> Rates:
-    """
-    @notice A market's current borrowing and funding rates, per second, hour and year
-            (WAD: 1e18 = 100 %). Funding is signed per side: > 0 the side receives.
-    """
-    borrow: uint256 = self._borrowing_rate(market)
-    f_long: int256 = 0
-    f_short: int256 = 0
-    f_long, f_short = self._funding_rates(market)
-    return Rates(
-        borrowing_rate_per_second=borrow,
-        funding_rate_long_per_second=f_long,
-        funding_rate_short_per_second=f_short,
-        borrowing_rate_per_hour=borrow * SECONDS_PER_HOUR,
-        borrowing_rate_per_year=borrow * SECONDS_PER_YEAR,
-        funding_rate_long_per_hour=f_long * convert(SECONDS_PER_HOUR, int256),
-        funding_rate_short_per_hour=f_short * convert(SECONDS_PER_HOUR, int256),
-        funding_rate_long_per_year=f_long * convert(SECONDS_PER_YEAR, int256),
-        funding_rate_short_per_year=f_short * convert(SECONDS_PER_YEAR, int256),
-    )
-
-
-@view
-@external
 def open_interest(market: uint256, is_long: bool) -> (uint256, uint256):
     """
     @notice A side's open interest: (USD at entry, index tokens), both WAD.
@@ -699,50 +675,100 @@ def open_interest(market: uint256, is_long: bool) -> (uint256, uint256):
     return oi & MASK_128, oi >> HALF
 
 
-# ---------------------------------------------------------------- admin
+# ---------------------------------------------------------------- configurator
 
 
 @external
-def add_market(market: uint256, config: MarketConfig):
+def configure_market(market: uint256, c: market_types.MarketConfig, r: market_types.RiskConfig):
     """
-    @notice List a market registered in the Oracle, with its bounded settings.
+    @notice List `market` (registered in the Oracle) or change its settings. Only the
+            Configurator, which bounds every field and logs them decoded. Fees accrue to
+            now under the old settings first, and the reserve follows the new factor.
     """
-    self._only_admin()
-    assert staticcall oracle.is_market(market), "perp: unknown oracle market"
-    assert not self._config_a[market] != 0, "perp: market exists"
-    self.markets.append(market)
-    self._clock[market] = block.timestamp | (staticcall vault.pool_amount() << POOL_OFFSET)
-    self._funding[market] = convert(WIDE_BIAS, uint256) | (convert(WIDE_BIAS, uint256) << HALF)
-    # the funding sums are stored biased too
-    self._sums[market * 2] = convert(WIDE_BIAS, uint256) << HALF
-    self._sums[market * 2 + 1] = convert(WIDE_BIAS, uint256) << HALF
-    log MarketAdded(market=market)
-    self._set_config(market, config)
-
-
-@external
-def set_market_config(market: uint256, config: MarketConfig):
-    """
-    @notice Change a market's settings; fees accrue to now under the old ones first.
-    """
-    self._only_admin()
-    assert self._config_a[market] != 0, "perp: unknown market"
-    self._accrue(market)
-    old_reserved: uint256 = self._reserved_tokens(market)
-    self._set_config(market, config)
+    self._only_configurator()
+    old_reserved: uint256 = 0
+    if self._config_a[market] == 0:
+        if not (staticcall oracle.is_market(market)):
+            self._fail("perp: unknown oracle market")
+        self.markets.append(market)
+        self._clock[market] = block.timestamp | (staticcall vault.pool_amount() << POOL_OFFSET)
+        self._funding[market] = convert(WIDE_BIAS, uint256) | (convert(WIDE_BIAS, uint256) << HALF)
+        # the funding sums are stored biased too
+        self._sums[market * 2] = convert(WIDE_BIAS, uint256) << HALF
+        self._sums[market * 2 + 1] = convert(WIDE_BIAS, uint256) << HALF
+    else:
+        self._accrue(market)
+        old_reserved = self._reserved_tokens(market)
+    config_a: uint256 = (
+        (c.max_leverage_bps << A_LEVERAGE)
+        | (c.position_fee_bps << A_FEE)
+        | (c.reserve_factor_bps << A_RESERVE)
+        | (c.maintenance_margin_bps << A_MAINTENANCE)
+        | (r.insurance_cut_bps << A_INSURANCE_CUT)
+        | (r.max_pnl_factor_for_traders_bps << A_TRADERS_CAP)
+        | (r.liquidation_fee_bps << A_LIQ_FEE_BPS)
+        | (c.min_collateral_usd // MICRO_USD << A_MIN_COLLATERAL)
+        | (c.min_maintenance_usd // MICRO_USD << A_MIN_MAINTENANCE)
+        | (r.liquidation_fee_usd // MICRO_USD << A_LIQ_FEE_USD)
+        | (self._config_a[market] >> A_STATUS << A_STATUS)
+    )
+    config_b: uint256 = (
+        (c.max_open_interest_usd << B_MAX_OI)
+        | (c.borrowing_factor << B_BORROWING)
+        | (c.funding_factor << B_FUNDING)
+        | (c.max_funding_rate << B_MAX_FUNDING)
+    )
+    risk: uint256 = 0
+    for i: uint256 in range(market_types.MAX_TIERS):
+        risk |= ((r.tier_threshold_usd[i] // MICRO_USD) | (r.tier_maintenance_bps[i] << R_THRESHOLD_BITS)) << (i * R_TIER_BITS)
+    self._config_a[market] = config_a
+    self._config_b[market] = config_b
+    self._risk[market] = risk
+    log MarketConfigured(market=market, config_a=config_a, config_b=config_b, risk=risk)
     # the reserve follows the new factor at once
     reserved_delta: int256 = convert(self._reserved_tokens(market), int256) - convert(old_reserved, int256)
     if reserved_delta != 0:
-        self._settle(empty(address), 0, 0, 0, empty(address), 0, reserved_delta)
+        self._settle(empty(address), 0, 0, 0, 0, empty(address), 0, reserved_delta)
+
+
+@external
+def set_market_status(market: uint256, status: uint256, settlement_price: uint256):
+    """
+    @notice Wind-down, only the Configurator: CLOSE_ONLY stops new exposure; SETTLED fixes
+            the price every close, liquidation and `settle_position` uses and stops fee
+            accrual (fees accrue to now first). A settled market stays settled.
+    """
+    self._only_configurator()
+    if not (self._config_a[market] != 0):
+        self._fail("perp: unknown market")
+    if not (self._a(market, A_STATUS, 8) != SETTLED):
+        self._fail("perp: market settled")
+    if status == SETTLED:
+        self._accrue(market)
+        self.settlement_price[market] = settlement_price
+        # no more borrowing or funding: the indices stop where they are
+        self._config_b[market] = self._config_b[market] & MASK_RATES
+    self._config_a[market] = (self._config_a[market] & ((1 << A_STATUS) - 1)) | (status << A_STATUS)
+    log MarketStatusSet(market=market, status=status, settlement_price=settlement_price)
+
+
+@external
+def set_deleverager(deleverager: address):
+    """
+    @notice The contract allowed to call `adl_decrease`; only the Configurator.
+    """
+    self._only_configurator()
+    self.deleverager = deleverager
+    log DeleveragerSet(deleverager=deleverager)
 
 
 @external
 def set_paused(paused: bool):
     """
-    @notice Stop (or resume) opening and increasing positions. Closing, adding
-            collateral and LP redemptions stay available.
+    @notice Stop (or resume) opening and increasing positions, only the Configurator.
+            Closing, adding collateral, liquidation and ADL stay available.
     """
-    self._only_admin()
+    self._only_configurator()
     self.paused = paused
     log PausedSet(paused=paused)
 
@@ -750,33 +776,12 @@ def set_paused(paused: bool):
 @external
 def set_max_pnl_factor(max_pnl_factor_bps: uint256):
     """
-    @notice Cap on net trader profit counted in the pool value, in bps of the pool amount.
+    @notice Cap on net trader profit counted in the pool value, in bps of the pool amount;
+            only the Configurator (which bounds it).
     """
-    self._only_admin()
-    assert max_pnl_factor_bps != 0 and max_pnl_factor_bps <= MAX_PNL_FACTOR_BPS, "perp: bad max pnl factor"
+    self._only_configurator()
     self.max_pnl_factor_bps = max_pnl_factor_bps
     log MaxPnlFactorSet(max_pnl_factor_bps=max_pnl_factor_bps)
-
-
-@external
-def transfer_admin(new_admin: address):
-    """
-    @notice Step one of an admin transfer: name the next admin, who must accept.
-    """
-    self._only_admin()
-    self.pending_admin = new_admin
-    log AdminTransferStarted(admin=self.admin, pending_admin=new_admin)
-
-
-@external
-def accept_admin():
-    """
-    @notice Step two of an admin transfer: the pending admin takes over.
-    """
-    assert msg.sender == self.pending_admin, "perp: not pending admin"
-    log AdminTransferred(previous_admin=self.admin, admin=msg.sender)
-    self.admin = msg.sender
-    self.pending_admin = empty(address)
 
 
 # ---------------------------------------------------------------- internals: positions
@@ -790,12 +795,12 @@ def _key(account: address, market: uint256, is_long: bool) -> bytes32:
 
 @internal
 @view
-def _load(key: bytes32) -> Position:
+def _load(key: bytes32) -> market_types.Position:
     size: uint256 = self._pos_size[key]
     if size == 0:
-        return empty(Position)
+        return empty(market_types.Position)
     state: uint256 = self._pos_state[key]
-    return Position(
+    return market_types.Position(
         size_usd=size & MASK_128,
         size_tokens=size >> HALF,
         collateral=state & MASK_COLLATERAL,
@@ -805,22 +810,26 @@ def _load(key: bytes32) -> Position:
 
 
 @internal
-def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position, new: Position) -> int256:
+def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_types.Position, new: market_types.Position) -> int256:
     """
     @dev The one place a position changes, and with it every aggregate that depends on
          positions: open interest (USD, tokens), Σ size × index snapshots. Returns the
          change of the market's reserve in token units, which the caller passes to the
          Vault in the same `settle`.
     """
-    assert new.size_usd <= MASK_128 and new.size_tokens <= MASK_128, "perp: size too large"
-    assert new.collateral <= MASK_COLLATERAL, "perp: collateral too large"
+    if not (new.size_usd <= MASK_128 and new.size_tokens <= MASK_128):
+        self._fail("perp: size too large")
+    if not (new.collateral <= MASK_COLLATERAL):
+        self._fail("perp: collateral too large")
     # a position must hold some index tokens, or it has no entry price
-    assert new.size_usd == 0 or new.size_tokens != 0, "perp: position too small"
+    if not (new.size_usd == 0 or new.size_tokens != 0):
+        self._fail("perp: position too small")
     side: uint256 = market * 2 + convert(is_long, uint256)
     oi: uint256 = self._oi[side]
     usd: uint256 = (oi & MASK_128) + new.size_usd - old.size_usd
     tokens: uint256 = (oi >> HALF) + new.size_tokens - old.size_tokens
-    assert usd <= MASK_128 and tokens <= MASK_128, "perp: aggregate overflow"
+    if not (usd <= MASK_128 and tokens <= MASK_128):
+        self._fail("perp: aggregate overflow")
     self._oi[side] = usd | (tokens << HALF)
     # the sums round down on both sides; pool_value's pending terms are estimates
     sums: uint256 = self._sums[side]
@@ -834,7 +843,8 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position,
         + self._signed_mul_wad(new.size_usd, new.funding_index)
         - self._signed_mul_wad(old.size_usd, old.funding_index)
     )
-    assert borrow_sum <= MASK_128 and funding_sum >= 0 and funding_sum <= convert(MASK_128, int256), "perp: aggregate overflow"
+    if not (borrow_sum <= MASK_128 and funding_sum >= 0 and funding_sum <= convert(MASK_128, int256)):
+        self._fail("perp: aggregate overflow")
     self._sums[side] = borrow_sum | (convert(funding_sum, uint256) << HALF)
     reserved_delta: int256 = 0
     if new.size_usd != old.size_usd:
@@ -860,85 +870,83 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: Position,
 @view
 def _check_caps(market: uint256, is_long: bool, reserved_delta: int256):
     side: uint256 = market * 2 + convert(is_long, uint256)
-    assert self._oi[side] & MASK_128 <= self._b(market, B_MAX_OI, BITS_OI), "perp: max open interest"
+    if not (self._oi[side] & MASK_128 <= self._b(market, B_MAX_OI, BITS_OI)):
+        self._fail("perp: max open interest")
     # the Vault's reserve after this trade, against the pool amount
     reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + reserved_delta
-    assert reserved <= convert(staticcall vault.pool_amount(), int256), "perp: reserve exceeded"
+    if not (reserved <= convert(staticcall vault.pool_amount(), int256)):
+        self._fail("perp: reserve exceeded")
 
 
 @internal
 @view
-def _check_position(pos: Position, market: uint256, is_long: bool, price: uint256, idx: Indices):
+def _check_position(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices):
     collateral_wad: uint256 = pos.collateral * token_scale
-    assert collateral_wad >= self._a(market, A_MIN_COLLATERAL, BITS_USD), "perp: collateral below min"
-    assert pos.size_usd * BPS <= self._a(market, A_LEVERAGE, BITS_LEVERAGE) * collateral_wad, "perp: leverage too high"
+    if not (collateral_wad >= self._usd(market, A_MIN_COLLATERAL)):
+        self._fail("perp: collateral below min")
+    if not (pos.size_usd * BPS <= self._a(market, A_LEVERAGE, BITS_LEVERAGE) * collateral_wad):
+        self._fail("perp: leverage too high")
     remaining: int256 = 0
     maintenance: uint256 = 0
     remaining, maintenance = self._health(pos, market, is_long, price, idx)
-    assert remaining >= convert(maintenance, int256), "perp: would be liquidatable"
+    if not (remaining >= convert(maintenance, int256)):
+        self._fail("perp: would be liquidatable")
 
 
 @internal
 @view
-def _health(pos: Position, market: uint256, is_long: bool, price: uint256, idx: Indices) -> (int256, uint256):
+def _health(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices) -> (int256, uint256):
     """
-    @dev The one health function: remaining = collateral + PnL - pending borrowing
-         - pending funding paid (+ received) - close fee, against the maintenance margin
-         max(size x maintenance_margin_bps, min_maintenance_usd). A position is
-         liquidatable when remaining < maintenance. Costs round up, gains down.
+    @dev The one health function, behind opening, decreasing, `liquidate` and the views: a
+         position is liquidatable when remaining < maintenance (see `_values`).
     """
-    close_fee: uint256 = math.bps_of(pos.size_usd, self._a(market, A_FEE, BITS_BPS), True)
-    borrow: uint256 = math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD, True)
-    remaining: int256 = (
-        convert(pos.collateral * token_scale, int256)
-        + self._pnl_wad(pos.size_usd, pos.size_tokens, price, is_long)
-        + self._funding_wad(pos, is_long, idx)
-        - convert(borrow + close_fee, int256)
-    )
-    maintenance: uint256 = max(
-        math.bps_of(pos.size_usd, self._a(market, A_MAINTENANCE, BITS_BPS), True),
-        self._a(market, A_MIN_MAINTENANCE, BITS_USD),
-    )
-    return remaining, maintenance
+    v: market_types.PositionValues = self._values(pos, market, is_long, price, idx)
+    return v.remaining, v.maintenance
 
 
 @internal
 @view
-def _liquidation_price(
-    pos: Position,
-    is_long: bool,
-    collateral_wad: uint256,
-    borrow: uint256,
-    funding: int256,
-    close_fee: uint256,
-    maintenance: uint256,
-) -> uint256:
-    # remaining(p) = maintenance is linear in p; solve it. Long: p rounds up, short: down.
-    fixed: int256 = convert(collateral_wad, int256) + funding - convert(borrow + close_fee + maintenance, int256)
-    if is_long:
-        numerator: int256 = convert(pos.size_usd, int256) - fixed
-        if numerator <= 0:
-            return 0
-        return math.mul_div(convert(numerator, uint256), WAD, pos.size_tokens, True)
-    numerator: int256 = convert(pos.size_usd, int256) + fixed
-    if numerator <= 0:
-        return 0
-    return math.mul_div(convert(numerator, uint256), WAD, pos.size_tokens, False)
+def _values(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices) -> market_types.PositionValues:
+    """
+    @dev remaining = collateral + PnL - pending borrowing - pending funding paid
+         (+ received) - close fee, against the tiered maintenance margin. Costs round up,
+         gains down.
+    """
+    v: market_types.PositionValues = market_types.PositionValues(
+        pnl=math.pnl_usd(pos.size_usd, pos.size_tokens, price, is_long),
+        borrowing_fee=math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD, True),
+        funding=self._funding_wad(pos, is_long, idx),
+        close_fee=math.bps_of(pos.size_usd, self._a(market, A_FEE, BITS_BPS), True),
+        remaining=0,
+        maintenance=self._maintenance(market, pos.size_usd),
+    )
+    v.remaining = convert(pos.collateral * token_scale, int256) + v.pnl + v.funding - convert(v.borrowing_fee + v.close_fee, int256)
+    return v
 
 
 @internal
-@pure
-def _pnl_wad(size_usd: uint256, size_tokens: uint256, price: uint256, is_long: bool) -> int256:
-    # value of the tokens rounds down for longs, up for shorts: PnL never rounds up
-    if is_long:
-        return convert(math.mul_div(size_tokens, price, WAD, False), int256) - convert(size_usd, int256)
-    return convert(size_usd, int256) - convert(math.mul_div(size_tokens, price, WAD, True), int256)
+@view
+def _maintenance(market: uint256, size_usd: uint256) -> uint256:
+    """
+    @dev max(size x the rate of the size's tier, min_maintenance_usd), rounded up. The base
+         rate applies from size 0; each tier's rate from its threshold up (thresholds and
+         rates increase; a zero threshold ends the table).
+    """
+    bps: uint256 = self._a(market, A_MAINTENANCE, BITS_BPS)
+    risk: uint256 = self._risk[market]
+    for i: uint256 in range(market_types.MAX_TIERS):
+        tier: uint256 = (risk >> (i * R_TIER_BITS)) & ((1 << R_TIER_BITS) - 1)
+        threshold: uint256 = (tier & ((1 << R_THRESHOLD_BITS) - 1)) * MICRO_USD
+        if threshold == 0 or size_usd < threshold:
+            break
+        bps = tier >> R_THRESHOLD_BITS
+    return max(math.bps_of(size_usd, bps, True), self._usd(market, A_MIN_MAINTENANCE))
 
 
 @internal
 @view
 def _pnl_tokens(size_usd: uint256, size_tokens: uint256, price: uint256, is_long: bool) -> int256:
-    pnl: int256 = self._pnl_wad(size_usd, size_tokens, price, is_long)
+    pnl: int256 = math.pnl_usd(size_usd, size_tokens, price, is_long)
     if pnl >= 0:
         return convert(self._to_tokens(convert(pnl, uint256), False), int256)  # profit rounds down
     return -convert(self._to_tokens(convert(-pnl, uint256), True), int256)  # loss rounds up
@@ -959,7 +967,7 @@ def _to_tokens(wad: uint256, round_up: bool) -> uint256:
 
 @internal
 @view
-def _pending(pos: Position, is_long: bool, idx: Indices) -> Settle:
+def _pending(pos: market_types.Position, is_long: bool, idx: Indices) -> Settle:
     """
     @dev Borrowing and funding accrued on `pos` since its last touch, in token units:
          borrowing and funding paid round up, funding received rounds down.
@@ -978,7 +986,7 @@ def _pending(pos: Position, is_long: bool, idx: Indices) -> Settle:
 
 @internal
 @pure
-def _funding_wad(pos: Position, is_long: bool, idx: Indices) -> int256:
+def _funding_wad(pos: market_types.Position, is_long: bool, idx: Indices) -> int256:
     # > 0: received, rounded down; < 0: paid, rounded up (away from zero)
     now: int256 = idx.funding_long if is_long else idx.funding_short
     delta: int256 = now - pos.funding_index
@@ -1103,9 +1111,12 @@ def _indices_now(market: uint256) -> Indices:
             paid = convert(-f_short, uint256) * dt
             idx.funding_short -= convert(paid, int256)
             idx.funding_long += convert(self._received(paid, oi_short, oi_long), int256)
-    assert idx.borrow <= MAX_BORROW_INDEX, "perp: index overflow"
-    assert idx.funding_long <= MAX_ABS_FUNDING_INDEX and idx.funding_long >= -MAX_ABS_FUNDING_INDEX, "perp: index overflow"
-    assert idx.funding_short <= MAX_ABS_FUNDING_INDEX and idx.funding_short >= -MAX_ABS_FUNDING_INDEX, "perp: index overflow"
+    if not (idx.borrow <= MAX_BORROW_INDEX):
+        self._fail("perp: index overflow")
+    if not (idx.funding_long <= MAX_ABS_FUNDING_INDEX and idx.funding_long >= -MAX_ABS_FUNDING_INDEX):
+        self._fail("perp: index overflow")
+    if not (idx.funding_short <= MAX_ABS_FUNDING_INDEX and idx.funding_short >= -MAX_ABS_FUNDING_INDEX):
+        self._fail("perp: index overflow")
     return idx
 
 
@@ -1141,6 +1152,252 @@ def _accrue(market: uint256) -> Indices:
     return idx
 
 
+# ---------------------------------------------------------------- internals: closing and risk
+
+
+@internal
+def _decrease(
+    account: address,
+    market: uint256,
+    is_long: bool,
+    pos: market_types.Position,
+    collateral_delta: uint256,
+    size_delta: uint256,
+    price: uint256,
+    receiver: address,
+) -> uint256:
+    """
+    @dev Every decrease and close but liquidation: by the trader, by ADL and by settlement.
+    """
+    key: bytes32 = self._key(account, market, is_long)
+    closing: bool = size_delta == pos.size_usd
+    idx: Indices = self._accrue(market)
+    s: Settle = self._pending(pos, is_long, idx)
+    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
+    tokens_closed: uint256 = pos.size_tokens
+    if not closing:
+        # long: fewer tokens closed (less profit now); short: more (less profit now)
+        tokens_closed = math.mul_div(pos.size_tokens, size_delta, pos.size_usd, not is_long)
+    s.pnl = self._pnl_tokens(size_delta, tokens_closed, price, is_long)
+    if s.pnl > 0:
+        s.pnl = self._cap_profit(market, is_long, s.pnl, price)
+
+    # everything owed to (+) or by (-) the position, token units
+    settle: int256 = s.pnl + convert(s.funding_received, int256) - convert(s.borrow_fee + s.position_fee + s.funding_paid, int256)
+    collateral: int256 = convert(pos.collateral, int256)
+    amount_out: uint256 = 0
+    shortfall: uint256 = 0
+    new: market_types.Position = empty(market_types.Position)
+    if closing:
+        left: int256 = collateral + settle
+        if left > 0:
+            amount_out = convert(left, uint256)
+        else:
+            shortfall = convert(-left, uint256)
+    else:
+        if not (collateral_delta <= pos.collateral):
+            self._fail("perp: insufficient collateral")
+        remaining: int256 = collateral - convert(collateral_delta, int256)
+        if settle >= 0:
+            amount_out = collateral_delta + convert(settle, uint256)
+        else:
+            remaining += settle
+            if not (remaining >= 0):
+                self._fail("perp: insufficient collateral")
+            amount_out = collateral_delta
+        new = market_types.Position(
+            size_usd=pos.size_usd - size_delta,
+            size_tokens=pos.size_tokens - tokens_closed,
+            collateral=convert(remaining, uint256),
+            borrow_index=idx.borrow,
+            funding_index=idx.funding_long if is_long else idx.funding_short,
+        )
+
+    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
+    if not closing:
+        self._check_position(new, market, is_long, price, idx)
+    # the insurance fund takes its cut of a fee actually collected, or covers a shortfall
+    insurance_delta: int256 = 0
+    if shortfall == 0:
+        insurance_delta = convert(self._insurance_cut(market, s.position_fee), int256)
+    else:
+        insurance_delta = -convert(self._cover(key, market, shortfall, staticcall vault.insurance_amount()), int256)
+    self._log_update(key, account, market, is_long, new, price, -convert(size_delta, int256), 0, amount_out, s, shortfall)
+    # the collateral bucket gives up the position's change in collateral; the pool
+    # pays what goes out beyond that (or keeps what the position lost)
+    collateral_change: int256 = convert(new.collateral, int256) - collateral
+    pool_change: int256 = -convert(amount_out, int256) - collateral_change - insurance_delta
+    self._settle(empty(address), 0, pool_change, collateral_change, insurance_delta, receiver, amount_out, reserved_delta)
+    return amount_out
+
+
+@internal
+def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
+    """
+    @dev Liquidate if `_health` says so; otherwise revert (`must`) or return False (batch).
+    """
+    key: bytes32 = self._key(ref.account, ref.market, ref.is_long)
+    pos: market_types.Position = self._load(key)
+    if pos.size_usd == 0:
+        if must:
+            self._fail("perp: no position")
+        return False
+    market: uint256 = ref.market
+    price: uint256 = self._close_price(market, ref.is_long, True)
+    idx: Indices = self._accrue(market)
+    remaining: int256 = 0
+    maintenance: uint256 = 0
+    remaining, maintenance = self._health(pos, market, ref.is_long, price, idx)
+    if remaining >= convert(maintenance, int256):
+        if must:
+            self._fail("perp: position healthy")
+        return False
+
+    # what a full close would leave, token units (the close fee included)
+    s: Settle = self._pending(pos, ref.is_long, idx)
+    s.position_fee = self._to_tokens(math.bps_of(pos.size_usd, self._a(market, A_FEE, BITS_BPS), True), True)
+    s.pnl = self._pnl_tokens(pos.size_usd, pos.size_tokens, price, ref.is_long)
+    left: int256 = (
+        convert(pos.collateral, int256) + s.pnl + convert(s.funding_received, int256)
+        - convert(s.borrow_fee + s.position_fee + s.funding_paid, int256)
+    )
+    # the liquidator's fee, a payout: rounded down
+    fee: uint256 = self._to_tokens(
+        self._usd(market, A_LIQ_FEE_USD) + math.bps_of(pos.size_usd, self._a(market, A_LIQ_FEE_BPS, BITS_BPS), False),
+        False,
+    )
+    equity: uint256 = 0
+    shortfall: uint256 = 0
+    if left >= 0:
+        equity = convert(left, uint256)
+    else:
+        shortfall = convert(-left, uint256)
+    from_position: uint256 = min(equity, fee)
+    topup: uint256 = fee - from_position
+    # the fund's cut of what the pool keeps: the close fee (when collected) and the remainder
+    cut: uint256 = 0
+    if shortfall == 0:
+        cut = self._insurance_cut(market, s.position_fee + equity - from_position)
+    # the insurance fund tops the fee up first, then covers the shortfall, as far as it can
+    from_insurance: uint256 = 0
+    cover: uint256 = 0
+    if topup != 0:
+        fund: uint256 = staticcall vault.insurance_amount() + cut
+        from_insurance = min(topup, fund)
+        cover = self._cover(key, market, shortfall, fund - from_insurance)
+
+    reserved_delta: int256 = self._write_position(key, market, ref.is_long, pos, empty(market_types.Position))
+    log Liquidation(
+        key=key,
+        account=ref.account,
+        market=market,
+        is_long=ref.is_long,
+        fee_receiver=fee_receiver,
+        price=price,
+        size_usd=pos.size_usd,
+        collateral=pos.collateral,
+        remaining=remaining,
+        maintenance=maintenance,
+        fee=fee,
+        fee_from_insurance=from_insurance,
+        insurance_cut=cut,
+    )
+    # collateral leaves its bucket; the liquidator is paid; the fund gains its cut and pays
+    # the top-up and the cover; the pool keeps the rest (or pays what the fund could not)
+    insurance_delta: int256 = convert(cut, int256) - convert(from_insurance + cover, int256)
+    pool_delta: int256 = convert(pos.collateral, int256) - convert(fee, int256) - insurance_delta
+    self._settle(empty(address), 0, pool_delta, -convert(pos.collateral, int256), insurance_delta, fee_receiver, fee, reserved_delta)
+    return True
+
+
+@internal
+def _cover(key: bytes32, market: uint256, shortfall: uint256, fund: uint256) -> uint256:
+    """
+    @dev The bad-debt waterfall: the insurance fund (`fund` available, token units) pays a
+         shortfall first, the LPs (the pool) the rest. Returns what the fund pays.
+    """
+    if shortfall == 0:
+        return 0
+    cover: uint256 = min(shortfall, fund)
+    self.bad_debt_total += shortfall - cover
+    log BadDebt(key=key, market=market, shortfall=shortfall, from_insurance=cover, from_lps=shortfall - cover)
+    return cover
+
+
+@internal
+@view
+def _cap_profit(market: uint256, is_long: bool, pnl: int256, price: uint256) -> int256:
+    """
+    @dev While the side's net unrealised profit exceeds max_pnl_factor_for_traders of the
+         pool amount, a realised profit is scaled by cap / side profit (rounded down). The
+         pool amount is the one `_accrue` just recorded.
+    """
+    oi: uint256 = self._oi[market * 2 + convert(is_long, uint256)]
+    side_pnl: int256 = math.pnl_usd(oi & MASK_128, oi >> HALF, price, is_long)
+    cap: uint256 = math.bps_of((self._clock[market] >> POOL_OFFSET) * token_scale, self._a(market, A_TRADERS_CAP, BITS_BPS), False)
+    if side_pnl <= convert(cap, int256):
+        return pnl
+    return convert(math.mul_div(convert(pnl, uint256), cap, convert(side_pnl, uint256), False), int256)
+
+
+@internal
+@view
+def _close_price(market: uint256, is_long: bool, fresh: bool) -> uint256:
+    """
+    @dev The price a position closes at: a settled market's settlement price; otherwise
+         the fresh keeper price (longs at the min, shorts at the max) where risk is added
+         or a keeper acts, or the exit price (which may fall back to the reference feed).
+    """
+    if self._a(market, A_STATUS, 8) == SETTLED:
+        return self.settlement_price[market]
+    if fresh:
+        return staticcall oracle.get_price(market, not is_long)
+    return staticcall oracle.get_exit_price(market, not is_long)
+
+
+@internal
+@view
+def _insurance_cut(market: uint256, amount: uint256) -> uint256:
+    # the insurance fund's cut, rounded down (the pool keeps the dust)
+    return math.bps_of(amount, self._a(market, A_INSURANCE_CUT, BITS_BPS), False)
+
+
+@internal
+def _log_update(
+    key: bytes32,
+    account: address,
+    market: uint256,
+    is_long: bool,
+    new: market_types.Position,
+    price: uint256,
+    size_delta: int256,
+    collateral_in: uint256,
+    amount_out: uint256,
+    s: Settle,
+    bad_debt: uint256,
+):
+    log PositionUpdate(
+        key=key,
+        account=account,
+        market=market,
+        is_long=is_long,
+        size_usd=new.size_usd,
+        size_tokens=new.size_tokens,
+        collateral=new.collateral,
+        borrow_index=new.borrow_index,
+        funding_index=new.funding_index,
+        price=price,
+        size_delta=size_delta,
+        collateral_in=collateral_in,
+        amount_out=amount_out,
+        position_fee=s.position_fee,
+        borrow_fee=s.borrow_fee,
+        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
+        pnl=s.pnl,
+        bad_debt=bad_debt,
+    )
+
+
 # ---------------------------------------------------------------- internals: money
 
 
@@ -1150,6 +1407,7 @@ def _settle(
     amount_in: uint256,
     pool_delta: int256,
     collateral_delta: int256,
+    insurance_delta: int256,
     account_out: address,
     amount_out: uint256,
     reserved_delta: int256,
@@ -1161,7 +1419,7 @@ def _settle(
             pool_delta=pool_delta,
             collateral_delta=collateral_delta,
             escrow_delta=0,
-            insurance_delta=0,
+            insurance_delta=insurance_delta,
             account_out=account_out,
             amount_out=amount_out,
             reserved_delta=reserved_delta,
@@ -1169,7 +1427,7 @@ def _settle(
     )
 
 
-# ---------------------------------------------------------------- internals: admin
+# ---------------------------------------------------------------- internals: config
 
 
 @internal
@@ -1185,48 +1443,22 @@ def _b(market: uint256, offset: uint256, bits: uint256) -> uint256:
 
 
 @internal
-def _only_admin():
-    assert msg.sender == self.admin, "perp: not admin"
+@view
+def _usd(market: uint256, offset: uint256) -> uint256:
+    # a USD amount of _config_a, stored in micro-dollars, as WAD
+    return self._a(market, offset, BITS_MICRO_USD) * MICRO_USD
 
 
 @internal
-def _set_config(market: uint256, c: MarketConfig):
-    assert c.max_leverage_bps >= MIN_LEVERAGE_BPS and c.max_leverage_bps <= MAX_LEVERAGE_BPS, "perp: bad max leverage"
-    assert c.position_fee_bps <= MAX_POSITION_FEE_BPS, "perp: bad position fee"
-    assert c.min_collateral_usd >= MIN_MIN_COLLATERAL_USD and c.min_collateral_usd <= MAX_MIN_COLLATERAL_USD, "perp: bad min collateral"
-    assert c.max_open_interest_usd < 1 << BITS_OI, "perp: bad max open interest"
-    assert c.reserve_factor_bps >= MIN_RESERVE_FACTOR_BPS and c.reserve_factor_bps <= MAX_RESERVE_FACTOR_BPS, "perp: bad reserve factor"
-    assert c.borrowing_factor <= MAX_BORROWING_FACTOR, "perp: bad borrowing factor"
-    assert c.funding_factor <= MAX_FUNDING_FACTOR, "perp: bad funding factor"
-    assert c.max_funding_rate <= MAX_FUNDING_RATE, "perp: bad max funding rate"
-    assert c.maintenance_margin_bps >= MIN_MAINTENANCE_BPS and c.maintenance_margin_bps <= MAX_MAINTENANCE_BPS, "perp: bad maintenance margin"
-    # a position at max leverage must start healthy: its initial margin exceeds maintenance
-    assert c.maintenance_margin_bps * c.max_leverage_bps < BPS * BPS, "perp: bad maintenance margin"
-    assert c.min_maintenance_usd < c.min_collateral_usd, "perp: bad min maintenance"
-    self._config_a[market] = (
-        (c.max_leverage_bps << A_LEVERAGE)
-        | (c.position_fee_bps << A_FEE)
-        | (c.reserve_factor_bps << A_RESERVE)
-        | (c.maintenance_margin_bps << A_MAINTENANCE)
-        | (c.min_collateral_usd << A_MIN_COLLATERAL)
-        | (c.min_maintenance_usd << A_MIN_MAINTENANCE)
-    )
-    self._config_b[market] = (
-        (c.max_open_interest_usd << B_MAX_OI)
-        | (c.borrowing_factor << B_BORROWING)
-        | (c.funding_factor << B_FUNDING)
-        | (c.max_funding_rate << B_MAX_FUNDING)
-    )
-    log MarketConfigSet(
-        market=market,
-        max_leverage_bps=c.max_leverage_bps,
-        position_fee_bps=c.position_fee_bps,
-        min_collateral_usd=c.min_collateral_usd,
-        max_open_interest_usd=c.max_open_interest_usd,
-        reserve_factor_bps=c.reserve_factor_bps,
-        borrowing_factor=c.borrowing_factor,
-        funding_factor=c.funding_factor,
-        max_funding_rate=c.max_funding_rate,
-        maintenance_margin_bps=c.maintenance_margin_bps,
-        min_maintenance_usd=c.min_maintenance_usd,
-    )
+@pure
+def _fail(reason: String[40]):
+    # one copy of the revert code for every named reason (an inline assert costs ~50
+    # bytes more per site, which this contract cannot afford under EIP-170)
+    raise reason
+
+
+@internal
+@view
+def _only_configurator():
+    if not (msg.sender == configurator):
+        self._fail("perp: not configurator")

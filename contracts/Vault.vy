@@ -91,6 +91,9 @@ cooldown: public(uint256)  # s between an account's deposit and its redeem or tr
 last_deposit_at: public(HashMap[address, uint256])  # s
 # receiver => depositor => may deposit for the receiver (and so start its cooldown)
 depositor_approved: public(HashMap[address, HashMap[address, bool]])
+pauser: public(address)  # may pause deposits (the Configurator), besides the admin
+paused: public(bool)  # deposits refused; redemptions stay open
+insurance_target: public(uint256)  # token units the insurance fund keeps before withdrawals
 
 # ---------------------------------------------------------------- events
 
@@ -126,6 +129,20 @@ event DepositorApproved:
 event InsuranceFunded:
     sender: indexed(address)
     amount: uint256
+
+event InsuranceWithdrawn:
+    receiver: indexed(address)
+    amount: uint256
+
+event InsuranceTargetSet:
+    target: uint256
+
+event PauserSet:
+    pauser: indexed(address)
+
+event PausedSet:
+    account: indexed(address)
+    paused: bool
 
 event ControllerSet:
     controller: indexed(address)
@@ -179,6 +196,7 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
             value (so fewer shares). The mint fee stays in the pool for existing LPs.
             Starts the receiver's cooldown, so depositing for another receiver needs its
             approval (`approve_depositor`): nobody can lock an LP's shares with dust.
+            Refused while paused ("vault: paused"); redemptions never are.
     @param amount Token units, pulled from the caller (approve the Vault first).
     @param min_shares Revert "vault: slippage" below this many shares.
     @param receiver Who gets the shares.
@@ -186,6 +204,7 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
     """
     assert amount != 0, "vault: zero amount"
     assert receiver != empty(address), "vault: zero receiver"
+    assert not self.paused, "vault: paused"
     assert receiver == msg.sender or self.depositor_approved[receiver][msg.sender], "vault: depositor not approved"
     fee: uint256 = math.bps_of(amount, self.mint_fee_bps, True)  # fee rounds up
     net_wad: uint256 = (amount - fee) * token_scale
@@ -429,6 +448,54 @@ def approve_depositor(depositor: address, approved: bool):
     """
     self.depositor_approved[msg.sender][depositor] = approved
     log DepositorApproved(receiver=msg.sender, depositor=depositor, approved=approved)
+
+
+@external
+def withdraw_insurance(amount: uint256, receiver: address):
+    """
+    @notice Take `amount` tokens out of the insurance fund, only what exceeds
+            `insurance_target`. Admin only.
+    """
+    self._only_admin()
+    assert amount != 0, "vault: zero amount"
+    assert receiver != empty(address), "vault: zero receiver"
+    packed: uint256 = self._insurance_reserved
+    fund: uint256 = packed & MASK_128
+    assert amount <= fund and fund - amount >= self.insurance_target, "vault: insurance below target"
+    self._insurance_reserved = packed - amount  # the fund is the low half: no borrow
+    log InsuranceWithdrawn(receiver=receiver, amount=amount)
+    self._push(receiver, amount)
+
+
+@external
+def set_insurance_target(target: uint256):
+    """
+    @notice The insurance fund size (token units) below which nothing can be withdrawn.
+    """
+    self._only_admin()
+    self.insurance_target = target
+    log InsuranceTargetSet(target=target)
+
+
+@external
+def set_pauser(pauser: address):
+    """
+    @notice The account (the Configurator) that may pause deposits besides the admin.
+    """
+    self._only_admin()
+    self.pauser = pauser
+    log PauserSet(pauser=pauser)
+
+
+@external
+def set_paused(paused: bool):
+    """
+    @notice Refuse (or accept again) LP deposits; admin or pauser. Redemptions, trading
+            settlements and insurance top-ups are never paused.
+    """
+    assert msg.sender == self.admin or msg.sender == self.pauser, "vault: not pauser"
+    self.paused = paused
+    log PausedSet(account=msg.sender, paused=paused)
 
 
 @external

@@ -6,7 +6,16 @@ import json
 from typing import Any
 
 #: Every contract the deploy script deploys (TestToken only on local networks).
-DEPLOYABLES: tuple[str, ...] = ("Oracle", "OracleFeed", "Vault", "Perp", "TestToken")
+DEPLOYABLES: tuple[str, ...] = (
+    "Oracle",
+    "OracleFeed",
+    "Vault",
+    "Configurator",
+    "Perp",
+    "RiskEngine",
+    "PerpReader",
+    "TestToken",
+)
 
 
 def abi_json(contract_type: Any) -> str:

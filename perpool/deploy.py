@@ -19,6 +19,9 @@ class Protocol:
     oracle: Any
     vault: Any
     perp: Any
+    configurator: Any
+    risk: Any  # RiskEngine (ADL)
+    reader: Any  # PerpReader
     feeds: dict[str, Any] = field(default_factory=dict)  # market name -> OracleFeed
     markets: dict[str, int] = field(default_factory=dict)  # market name -> id
     deploy_block: int = 0
@@ -29,6 +32,9 @@ class Protocol:
             "Oracle": str(self.oracle.address),
             "Vault": str(self.vault.address),
             "Perp": str(self.perp.address),
+            "Configurator": str(self.configurator.address),
+            "RiskEngine": str(self.risk.address),
+            "PerpReader": str(self.reader.address),
         }
 
 
@@ -46,13 +52,16 @@ def deploy_protocol(
     markets: dict[str, int] | None = None,
     oracle_config: dict[str, int] | None = None,
     market_config: dict[str, int] | None = None,
+    risk_config: dict[str, object] | None = None,
     updaters: tuple[Any, ...] = (),
     seed_prices: bool = True,
     chain: Any = None,
 ) -> Protocol:
-    """Deploy Oracle, Vault, Perp and one OracleFeed per market; register the markets in
-    the Oracle and Perp; make Perp the Vault's controller and pool value source; authorise
-    `updaters` as price pushers and, with `seed_prices`, push a first price per market."""
+    """Deploy Oracle, Vault, Configurator, Perp, RiskEngine, PerpReader and one OracleFeed
+    per market; register the markets in the Oracle and (through the Configurator) in Perp;
+    make Perp the Vault's controller and pool value source, the Configurator the Vault's
+    pauser and the RiskEngine Perp's deleverager; authorise `updaters` as price pushers
+    and, with `seed_prices`, push a first price per market."""
     markets = dict(params.LOCAL_MARKETS if markets is None else markets)
     config = dict(params.ORACLE_CONFIG if oracle_config is None else oracle_config)
     start_block = chain.blocks.head.number + 1 if chain is not None else 0
@@ -69,11 +78,22 @@ def deploy_protocol(
         oracle.set_updater(account, True, sender=deployer)
     feeds = {name: deployer.deploy(project.OracleFeed, oracle.address, ids[name]) for name in ids}
 
-    perp = deployer.deploy(project.Perp, oracle.address, vault.address)
+    configurator = deployer.deploy(project.Configurator, oracle.address, vault.address)
+    perp = deployer.deploy(project.Perp, oracle.address, vault.address, configurator.address)
+    configurator.set_perp(perp.address, sender=deployer)
+    risk = deployer.deploy(project.RiskEngine, perp.address, vault.address, configurator.address)
+    configurator.set_deleverager(risk.address, sender=deployer)
+    reader = deployer.deploy(project.PerpReader, perp.address)
     vault.set_controller(perp.address, True, sender=deployer)
     vault.set_pool_value_source(perp.address, sender=deployer)
+    vault.set_pauser(configurator.address, sender=deployer)
     for name in ids:
-        perp.add_market(ids[name], dict(market_config or params.MARKET_CONFIG), sender=deployer)
+        configurator.add_market(
+            ids[name],
+            dict(market_config or params.MARKET_CONFIG),
+            dict(risk_config or params.RISK_CONFIG),
+            sender=deployer,
+        )
 
     if seed_prices and updaters and chain is not None:
         now = chain.pending_timestamp
@@ -81,7 +101,16 @@ def deploy_protocol(
             [ids[n] for n in markets], [markets[n] for n in markets], now, sender=updaters[0]
         )
     return Protocol(
-        token=token, oracle=oracle, vault=vault, perp=perp, feeds=feeds, markets=ids, deploy_block=start_block
+        token=token,
+        oracle=oracle,
+        vault=vault,
+        perp=perp,
+        configurator=configurator,
+        risk=risk,
+        reader=reader,
+        feeds=feeds,
+        markets=ids,
+        deploy_block=start_block,
     )
 
 

@@ -49,3 +49,17 @@ MARKET_CONFIG: dict[str, int] = {
     "maintenance_margin_bps": 50,  # 0.5 %
     "min_maintenance_usd": 5 * WAD,
 }
+
+#: Perp risk settings (see contracts/lib/market_types.vy, `RiskConfig`), the same for ETH
+#: and BTC. Larger positions need more maintenance margin: 0.5 % below $1M (the market
+#: config's base rate), then 1 %, 1.5 % and 2.5 %.
+RISK_CONFIG: dict[str, object] = {
+    "tier_threshold_usd": [1_000_000 * WAD, 5_000_000 * WAD, 20_000_000 * WAD],
+    "tier_maintenance_bps": [100, 150, 250],
+    "liquidation_fee_usd": 2 * WAD,  # $2 to the liquidator...
+    "liquidation_fee_bps": 5,  # ...plus 0.05 % of the size
+    "insurance_cut_bps": 1_000,  # 10 % of position fees and liquidation remainders
+    "max_pnl_factor_for_traders_bps": 9_000,  # closing profit scaled down above 90 % of the pool
+    "max_pnl_factor_for_adl_bps": 7_000,  # ADL above 70 %...
+    "min_pnl_factor_after_adl_bps": 5_000,  # ...down to 50 %
+}

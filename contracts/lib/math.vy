@@ -49,3 +49,16 @@ def abs_diff(a: uint256, b: uint256) -> uint256:
     if a > b:
         return a - b
     return b - a
+
+
+@internal
+@pure
+def pnl_usd(size_usd: uint256, size_tokens: uint256, price: uint256, is_long: bool) -> int256:
+    """
+    @notice PnL of `size_tokens` index tokens opened for `size_usd`, at `price` (all WAD):
+            long = tokens x price - size, short = size - tokens x price. The tokens' value
+            rounds down for longs and up for shorts, so PnL never rounds up.
+    """
+    if is_long:
+        return convert(self.mul_div(size_tokens, price, WAD, False), int256) - convert(size_usd, int256)
+    return convert(size_usd, int256) - convert(self.mul_div(size_tokens, price, WAD, True), int256)

@@ -41,7 +41,14 @@ def test_deployable__deployed_code__fits_eip170(project, deployer, chain, name):
 
     token = deployer.deploy(project.TestToken, "Test USD", "tUSD", 6)
     protocol = deploy_protocol(project, deployer, token, chain=chain)
-    contract = {"Oracle": protocol.oracle, "Vault": protocol.vault, "Perp": protocol.perp,
-                "OracleFeed": protocol.feeds["ETH"]}[name]
+    contract = {
+        "Oracle": protocol.oracle,
+        "Vault": protocol.vault,
+        "Perp": protocol.perp,
+        "Configurator": protocol.configurator,
+        "RiskEngine": protocol.risk,
+        "PerpReader": protocol.reader,
+        "OracleFeed": protocol.feeds["ETH"],
+    }[name]
     code = chain.provider.get_code(contract.address)
     assert 0 < len(code) <= EIP170_LIMIT

@@ -26,10 +26,19 @@ def test_deploy_network__local__wires_everything_and_writes_the_file(tmp_path, c
     assert vault.controllers(perp.address)
     assert vault.pool_value_source() == perp.address
     assert perp.oracle() == oracle.address and perp.vault() == vault.address
+    configurator = ape.project.Configurator.at(data["contracts"]["Configurator"])
+    risk = ape.project.RiskEngine.at(data["contracts"]["RiskEngine"])
+    reader = ape.project.PerpReader.at(data["contracts"]["PerpReader"])
+    assert perp.configurator() == configurator.address and configurator.perp() == perp.address
+    assert perp.deleverager() == risk.address and risk.perp() == perp.address
+    assert vault.pauser() == configurator.address and reader.perp() == perp.address
     assert oracle.updaters(deployer.address)
     for name, market in data["markets"].items():
         assert perp.is_market(market)
-        assert perp.configs(market).max_leverage_bps == params.MARKET_CONFIG["max_leverage_bps"]
+        assert configurator.configs(market).max_leverage_bps == params.MARKET_CONFIG["max_leverage_bps"]
+        risk_config = configurator.risk_configs(market)
+        assert risk_config.insurance_cut_bps == params.RISK_CONFIG["insurance_cut_bps"]
+        assert list(risk_config.tier_threshold_usd) == params.RISK_CONFIG["tier_threshold_usd"]
         # seeded price, readable through the Chainlink-style adapter with 8 decimals
         assert oracle.get_price(market, True) == params.LOCAL_MARKETS[name]
         feed = ape.project.OracleFeed.at(data["feeds"][name])

@@ -1,78 +1,26 @@
-"""Fixtures for Perp: a whole deployed protocol (Oracle, Vault, Perp) with a funded LP pool,
-for 6- and 18-decimal collateral."""
+"""Fixtures for Perp: a whole deployed protocol (Oracle, Vault, Configurator, Perp,
+RiskEngine, PerpReader) with a funded LP pool, for 6- and 18-decimal collateral.
+
+The trading suites run with no insurance cut (`NO_CUT_RISK`), so their pool arithmetic is
+the fee arithmetic alone; the risk suites build their own protocol with the defaults."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
 
-from perpool import params
-from perpool.deploy import deploy_protocol
-
-WAD = params.WAD
-LP_DEPOSIT_USD = 1_000_000  # whole dollars the LP seeds the pool with
-TRADER_FUNDS_USD = 1_000_000
-
-
-@dataclass
-class Env:
-    """One deployed protocol plus the helpers tests need."""
-
-    token: Any
-    oracle: Any
-    vault: Any
-    perp: Any
-    markets: dict[str, int]
-    keeper: Any
-    chain: Any
-    unit: int  # token units per whole dollar
-    scale: int  # WAD per token unit
-
-    @property
-    def eth(self) -> int:
-        return self.markets["ETH"]
-
-    @property
-    def btc(self) -> int:
-        return self.markets["BTC"]
-
-    def usd(self, dollars: int | float) -> int:
-        """Whole or fractional dollars in token units."""
-        return int(dollars * self.unit)
-
-    def push(self, market: int, price: int) -> Any:
-        """Push `price` (WAD) for `market`, observed now."""
-        return self.oracle.set_prices([market], [price], self.chain.pending_timestamp, sender=self.keeper)
-
-    def fund(self, account: Any, dollars: int = TRADER_FUNDS_USD) -> None:
-        self.token.mint(account, self.usd(dollars), sender=account)
-        self.token.approve(self.vault.address, 2**256 - 1, sender=account)
-
-
-def _build(project, deployer, keeper, lp, chain, decimals: int) -> Env:
-    token = deployer.deploy(project.TestToken, "Test USD", "tUSD", decimals)
-    p = deploy_protocol(project, deployer, token, updaters=(keeper,), chain=chain)
-    env = Env(
-        token=token, oracle=p.oracle, vault=p.vault, perp=p.perp, markets=p.markets,
-        keeper=keeper, chain=chain, unit=10**decimals, scale=10 ** (18 - decimals),
-    )
-    env.fund(lp, LP_DEPOSIT_USD * 2)
-    p.vault.deposit(env.usd(LP_DEPOSIT_USD), 0, lp, sender=lp)
-    return env
+from helpers import Env, build_env
 
 
 @pytest.fixture(scope="module")
 def env(project, deployer, keeper, lp, chain) -> Env:
     """6-decimal collateral (the usual stablecoin)."""
-    return _build(project, deployer, keeper, lp, chain, 6)
+    return build_env(project, deployer, keeper, lp, chain, 6)
 
 
 @pytest.fixture(scope="module", params=[6, 18], ids=["6dec", "18dec"])
 def env_any(request, project, deployer, keeper, lp, chain) -> Env:
     """The same protocol with 6- and 18-decimal collateral."""
-    return _build(project, deployer, keeper, lp, chain, request.param)
+    return build_env(project, deployer, keeper, lp, chain, request.param)
 
 
 @pytest.fixture(scope="module")

@@ -27,12 +27,78 @@ import ape
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from perpool import params
+from perpool.deploy import deploy_protocol
+
 import pytest
 
 WAD = 10**18
 BPS = 10_000
 MAX_UINT = 2**256 - 1
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+# ---------------------------------------------------------------- the deployed protocol
+
+LP_DEPOSIT_USD = 1_000_000  # whole dollars the LP seeds the pool with
+TRADER_FUNDS_USD = 1_000_000
+NO_CUT_RISK: dict[str, object] = {**params.RISK_CONFIG, "insurance_cut_bps": 0}
+
+
+@dataclass
+class Env:
+    """One deployed protocol plus the helpers tests need."""
+
+    token: Any
+    oracle: Any
+    vault: Any
+    perp: Any
+    configurator: Any
+    risk: Any  # RiskEngine
+    reader: Any  # PerpReader
+    markets: dict[str, int]
+    keeper: Any
+    chain: Any
+    unit: int  # token units per whole dollar
+    scale: int  # WAD per token unit
+
+    @property
+    def eth(self) -> int:
+        return self.markets["ETH"]
+
+    @property
+    def btc(self) -> int:
+        return self.markets["BTC"]
+
+    def usd(self, dollars: int | float) -> int:
+        """Whole or fractional dollars in token units."""
+        return int(dollars * self.unit)
+
+    def push(self, market: int, price: int) -> Any:
+        """Push `price` (WAD) for `market`, observed now."""
+        return self.oracle.set_prices([market], [price], self.chain.pending_timestamp, sender=self.keeper)
+
+    def fund(self, account: Any, dollars: int = TRADER_FUNDS_USD) -> None:
+        self.token.mint(account, self.usd(dollars), sender=account)
+        self.token.approve(self.vault.address, 2**256 - 1, sender=account)
+
+
+def build_env(
+    project, deployer, keeper, lp, chain, decimals: int, risk_config: dict[str, object] | None = None
+) -> Env:
+    """Deploy a protocol with `decimals` collateral and seed the pool with the LP's deposit."""
+    token = deployer.deploy(project.TestToken, "Test USD", "tUSD", decimals)
+    p = deploy_protocol(
+        project, deployer, token, risk_config=risk_config or NO_CUT_RISK, updaters=(keeper,), chain=chain
+    )
+    env = Env(
+        token=token, oracle=p.oracle, vault=p.vault, perp=p.perp, configurator=p.configurator,
+        risk=p.risk, reader=p.reader, markets=p.markets,
+        keeper=keeper, chain=chain, unit=10**decimals, scale=10 ** (18 - decimals),
+    )
+    env.fund(lp, LP_DEPOSIT_USD * 2)
+    p.vault.deposit(env.usd(LP_DEPOSIT_USD), 0, lp, sender=lp)
+    return env
 
 
 # ---------------------------------------------------------------- rounding
@@ -415,8 +481,8 @@ def fast_reverts():
     VyperCompiler.trace_source = original
 
 
-def config_of(perp: Any, market: int) -> dict[str, int]:
-    c = perp.configs(market)
+def config_of(configurator: Any, market: int) -> dict[str, int]:
+    c = configurator.configs(market)
     return {
         name: getattr(c, name)
         for name in (
@@ -481,7 +547,7 @@ def indices_used(env: Any, market: int) -> Indices:
 def indices_at(env: Any, market: int, timestamp: int) -> Indices:
     """The indices a transaction mined at `timestamp` accrues to, for a market with one side
     open (so no funding): stored borrow index + rate x elapsed seconds."""
-    rates = env.perp.rates(market)
+    rates = env.reader.rates(market)
     assert rates.funding_rate_long_per_second == rates.funding_rate_short_per_second == 0
     state = env.perp.market_state(market)
     assert timestamp >= state.last_update
@@ -502,11 +568,18 @@ def state_of(env: Any, accounts: tuple[Any, ...]) -> dict[str, Any]:
             for side in (True, False)
         ],
         "markets": [tuple(perp.market_state(m)) for m in markets],
-        "configs": [tuple(perp.configs(m)) for m in markets],
+        "configs": [tuple(env.configurator.configs(m)) for m in markets],
         "buckets": buckets(vault),
         "reserved": (vault.reserved_amount(), perp.total_reserved_usd()),
         "balances": [env.token.balanceOf(a) for a in accounts] + [env.token.balanceOf(vault)],
-        "admin": (perp.admin(), perp.pending_admin(), perp.paused(), perp.max_pnl_factor_bps()),
+        "risk": [tuple(env.configurator.risk_configs(m)) for m in markets],
+        "insurance": (vault.insurance_amount(), perp.bad_debt_total()),
+        "admin": (
+            env.configurator.admin(),
+            env.configurator.pending_admin(),
+            perp.paused(),
+            perp.max_pnl_factor_bps(),
+        ),
     }
 
 

@@ -56,7 +56,7 @@ SIDES = pytest.mark.parametrize("is_long", [True, False], ids=["long", "short"])
 
 @pytest.fixture(scope="module")
 def cfg(env):
-    return config_of(env.perp, env.eth)
+    return config_of(env.configurator, env.eth)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def balances(env, receiver):
 def test_decrease__full_close__pays_collateral_plus_pnl_minus_fees(env_any, trader, is_long, move):
     env, perp = env_any, env_any.perp
     env.fund(trader)
-    cfg = config_of(perp, env.eth)
+    cfg = config_of(env.configurator, env.eth)
     collateral, size = env.usd(2_000) + env.unit // 3, 30_000 * WAD + 123_456_789
     pos = opened(env, trader, is_long, collateral, size)
     # a long profits when the price rises, a short when it falls
@@ -259,7 +259,7 @@ def test_decrease__after_an_hour_of_skew__long_pays_funding_short_receives_it(
     pin(env)
     open_position(env, counterparty, env.eth, False, env.usd(1_000), 10_000 * WAD)
     short_pos = Position.of(perp.get_position(counterparty, env.eth, False))
-    rates = perp.rates(env.eth)
+    rates = env.reader.rates(env.eth)
     assert rates.funding_rate_long_per_second < 0 < rates.funding_rate_short_per_second
     elapse(env, 3_600, env.eth, OPEN_PRICE)
 
@@ -293,7 +293,7 @@ def test_decrease__partial_close__realises_pnl_pro_rata_with_rounding_against_tr
 ):
     env, perp = env_any, env_any.perp
     env.fund(trader)
-    cfg = config_of(perp, env.eth)
+    cfg = config_of(env.configurator, env.eth)
     size = 30_000 * WAD + 7
     pos = opened(env, trader, is_long, env.usd(3_000) + 1, size)
     close = UP_PRICE if (move == "profit") == is_long else DOWN_PRICE
@@ -433,7 +433,7 @@ def test_decrease__withdraw_to_one_unit_past_maintenance__refused_would_be_liqui
     pin(env, t)
     decrease(env, funded_trader, is_long, w_max, 0)
     assert Position.of(env.perp.get_position(funded_trader, env.eth, is_long)) == after
-    assert not env.perp.position_info(funded_trader, env.eth, is_long).is_liquidatable
+    assert not env.reader.position_info(funded_trader, env.eth, is_long).is_liquidatable
 
 
 def test_decrease__withdraw_one_unit_past_max_leverage__refused(env, funded_trader, cfg):
@@ -584,7 +584,7 @@ def test_decrease__paused__partial_close_withdrawal_and_full_close_allowed(
     env, funded_trader, deployer, cfg
 ):
     pos = opened(env, funded_trader, True, env.usd(1_000), 10_000 * WAD)
-    env.perp.set_paused(True, sender=deployer)
+    env.configurator.set_paused(True, sender=deployer)
     pin(env)
     decrease(env, funded_trader, True, env.usd(100), 2_000 * WAD)
     pin(env)

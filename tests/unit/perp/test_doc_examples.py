@@ -47,7 +47,7 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     utilisation = min(ceil_div(reserved * WAD, pool * scale), WAD)
     borrow_rate = ceil_div(CFG["borrowing_factor"] * utilisation, WAD)
     pay_rate = min(ceil_div(CFG["funding_factor"] * 5_000 * WAD, 15_000 * WAD), CFG["max_funding_rate"])
-    rates = perp.rates(eth)
+    rates = env.reader.rates(eth)
     assert rates.borrowing_rate_per_second == borrow_rate
     assert rates.borrowing_rate_per_hour == borrow_rate * HOUR
     assert rates.funding_rate_long_per_second == -pay_rate
@@ -85,6 +85,6 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     assert (pnl, borrow_fee, funding_paid, payout) == (env.usd(99.999999), 15_000, 333_334, 1_079_651_665)
 
     # 5. the short, still open, is owed its funding (rounded down)
-    received = perp.position_info(short_trader, eth, False).pending_funding
+    received = env.reader.position_info(short_trader, eth, False).pending_funding
     assert received == 5_000 * WAD * funding_delta_short // WAD
     assert env.vault.is_solvent()

@@ -73,7 +73,7 @@ class MarketSnap:
             oi_long=ms.open_interest_long_usd,
             oi_short=ms.open_interest_short_usd,
             pool_wad=ms.utilisation_pool_amount * env.scale,
-            cfg=env.perp.configs(market),
+            cfg=env.configurator.configs(market),
         )
 
     def borrowing_rate(self) -> int:
@@ -213,7 +213,7 @@ def test_borrowing_fee__one_day_on_one_side__equals_size_times_rate_times_elapse
     snap = MarketSnap.read(env, env.eth)
     rate = snap.borrowing_rate()
     assert rate > 0
-    assert perp.rates(env.eth).borrowing_rate_per_second == rate
+    assert env.reader.rates(env.eth).borrowing_rate_per_second == rate
     pool = vault.pool_amount()
 
     ts = advance(env, DAY)
@@ -299,7 +299,7 @@ def test_funding__one_day_of_skew__heavier_side_pays_lighter_side_receives_exact
     rl, rs = snap.funding_rates()
     pay, receive = (-rl, rs) if heavy_long else (-rs, rl)
     assert pay > 0 and receive > pay  # the lighter side spreads the same money over less size
-    rates = perp.rates(env.eth)
+    rates = env.reader.rates(env.eth)
     assert (rates.funding_rate_long_per_second, rates.funding_rate_short_per_second) == (rl, rs)
 
     ts = advance(env, DAY)
@@ -331,7 +331,7 @@ def test_funding__one_side_empty__nothing_accrues_while_borrowing_does(env, fund
     open_position(env, funded_trader, is_long, 10_000, 150_000 * WAD)
     open_position(env, counterparty, is_long, 5_000, 30_000 * WAD)
     before = perp.market_state(env.eth)
-    rates = perp.rates(env.eth)
+    rates = env.reader.rates(env.eth)
     assert rates.funding_rate_long_per_second == rates.funding_rate_short_per_second == 0
     assert rates.funding_rate_long_per_year == rates.funding_rate_short_per_year == 0
     assert rates.borrowing_rate_per_second > 0
@@ -498,7 +498,7 @@ def test_rates__skewed_market__per_second_hour_year_match_the_formulas(env, fund
     rl, rs = snap.funding_rates()
     assert rl > 0 > rs  # shorts heavier: shorts pay, longs receive
 
-    r = perp.rates(env.eth)
+    r = env.reader.rates(env.eth)
 
     assert r.borrowing_rate_per_second == borrow
     assert r.borrowing_rate_per_hour == borrow * HOUR
@@ -514,14 +514,14 @@ def test_rates__skew_above_cap__funding_paid_at_max_rate_received_scaled_by_oi(
     perp = env.perp
     cfg = dict(params.MARKET_CONFIG)
     cfg["max_funding_rate"] = cfg["funding_factor"] // 4  # binds above 25 % skew
-    perp.set_market_config(env.eth, cfg, sender=deployer)
+    env.configurator.set_market_config(env.eth, cfg, sender=deployer)
     long_size, short_size = 400_000 * WAD, 20 * WAD
     open_position(env, funded_trader, True, 40_000, long_size)
     open_position(env, counterparty, False, 20, short_size)
     uncapped = mul_div(cfg["funding_factor"], long_size - short_size, long_size + short_size, True)
     assert uncapped > cfg["max_funding_rate"]
 
-    r = perp.rates(env.eth)
+    r = env.reader.rates(env.eth)
 
     assert r.funding_rate_long_per_second == -cfg["max_funding_rate"]
     # spread over the tiny short side it would be 20,000x; receivers get at most 10x
@@ -592,13 +592,13 @@ def test_borrow_index__through_opens_closes_idle_and_config_changes__never_decre
     check()
     advance(env, DAY)
     cfg = dict(params.MARKET_CONFIG, borrowing_factor=0)
-    perp.set_market_config(env.eth, cfg, sender=deployer)  # accrues, then the rate is zero
+    env.configurator.set_market_config(env.eth, cfg, sender=deployer)  # accrues, then the rate is zero
     check()
-    assert perp.rates(env.eth).borrowing_rate_per_second == 0
+    assert env.reader.rates(env.eth).borrowing_rate_per_second == 0
     advance(env, DAY)
     check()
     assert seen[-1] == seen[-2]  # a zero rate leaves the index flat
-    perp.set_market_config(env.eth, dict(params.MARKET_CONFIG), sender=deployer)
+    env.configurator.set_market_config(env.eth, dict(params.MARKET_CONFIG), sender=deployer)
     close_position(env, funded_trader, True)
     close_position(env, counterparty, False)
     check()

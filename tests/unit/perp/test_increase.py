@@ -48,7 +48,7 @@ SIDES = pytest.mark.parametrize("is_long", [True, False], ids=["long", "short"])
 
 @pytest.fixture(scope="module")
 def cfg(env):
-    return config_of(env.perp, env.eth)
+    return config_of(env.configurator, env.eth)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -80,7 +80,7 @@ def test_increase__open_at_odd_price__records_position_fee_and_buckets_from_form
     env.fund(trader)
     push_fresh(env, env.eth, ODD_PRICE)
     assert env.oracle.get_price(env.eth, True) == env.oracle.get_price(env.eth, False) == ODD_PRICE
-    cfg = config_of(perp, env.eth)
+    cfg = config_of(env.configurator, env.eth)
     collateral = env.usd(1_234) + env.unit // 7  # an odd amount of token units
     size = 12_345 * WAD + 678_901_234_567_890_123
     idx = Indices.of_state(perp.market_state(env.eth))
@@ -131,7 +131,7 @@ def test_increase__grow_after_an_hour__settles_borrowing_and_adds_tokens_at_new_
     open_position(env, funded_trader, env.eth, is_long, env.usd(2_000), 20_000 * WAD)
     before = Position.of(perp.get_position(funded_trader, env.eth, is_long))
     stored = perp.market_state(env.eth)
-    rate = perp.rates(env.eth).borrowing_rate_per_second
+    rate = env.reader.rates(env.eth).borrowing_rate_per_second
     assert rate > 0
 
     new_price = params.LOCAL_MARKETS["ETH"] * 10_150 // BPS  # +1.5 %: under the spread threshold
@@ -156,7 +156,7 @@ def test_increase__grow_after_an_hour__settles_borrowing_and_adds_tokens_at_new_
     [log] = tx.decode_logs(perp.PositionUpdate)
     expect_update(log, change, funded_trader, env.eth, is_long)
     assert env.vault.pool_amount() == pool + change.position_fee + change.borrow_fee
-    info = perp.position_info(funded_trader, env.eth, is_long)
+    info = env.reader.position_info(funded_trader, env.eth, is_long)
     assert info.entry_price == entry_price(after.size_usd, after.size_tokens, is_long)
     assert env.vault.is_solvent()
 
@@ -323,7 +323,7 @@ def test_increase__paused__size_refused_for_new_and_existing_positions(
 ):
     pin(env)
     open_position(env, funded_trader, env.eth, True, env.usd(1_000), 10_000 * WAD)
-    env.perp.set_paused(True, sender=deployer)
+    env.configurator.set_paused(True, sender=deployer)
     for is_long in (True, False):
         assert_refused(
             env, (funded_trader,), "perp: paused",
@@ -335,7 +335,7 @@ def test_increase__paused__size_refused_for_new_and_existing_positions(
 def test_increase__paused__collateral_only_still_allowed(env, funded_trader, deployer, cfg):
     pin(env)
     open_position(env, funded_trader, env.eth, True, env.usd(1_000), 10_000 * WAD)
-    env.perp.set_paused(True, sender=deployer)
+    env.configurator.set_paused(True, sender=deployer)
     before = Position.of(env.perp.get_position(funded_trader, env.eth, True))
     pin(env)
     env.perp.increase_position(env.eth, True, env.usd(100), 0, 0, sender=funded_trader)
@@ -346,8 +346,8 @@ def test_increase__paused__collateral_only_still_allowed(env, funded_trader, dep
 
 
 def test_increase__paused_then_unpaused__opens_again(env, funded_trader, deployer):
-    env.perp.set_paused(True, sender=deployer)
-    env.perp.set_paused(False, sender=deployer)
+    env.configurator.set_paused(True, sender=deployer)
+    env.configurator.set_paused(False, sender=deployer)
     open_position(env, funded_trader, env.eth, False, env.usd(1_000), 10_000 * WAD)
     assert env.perp.get_position(funded_trader, env.eth, False).size_usd == 10_000 * WAD
 
@@ -442,13 +442,13 @@ def test_increase__add_collateral_to_unhealthy_position__allowed(env, funded_tra
     open_position(env, funded_trader, env.eth, True, env.usd(100), 4_000 * WAD)
     price = env.oracle.get_price(env.eth, True)
     push_fresh(env, env.eth, price * 9_750 // 10_000)  # -2.5 %: a 40x long is under water
-    info = env.perp.position_info(funded_trader, env.eth, True)
+    info = env.reader.position_info(funded_trader, env.eth, True)
     assert info.is_liquidatable
     tiny = env.usd(1)
     env.perp.increase_position(env.eth, True, tiny, 0, 0, sender=funded_trader)
     assert env.perp.get_position(funded_trader, env.eth, True).collateral > info.collateral
     env.perp.increase_position(env.eth, True, env.usd(500), 0, 0, sender=funded_trader)
-    assert not env.perp.position_info(funded_trader, env.eth, True).is_liquidatable
+    assert not env.reader.position_info(funded_trader, env.eth, True).is_liquidatable
 
 
 # ---------------------------------------------------------------- refusals: position checks
@@ -523,7 +523,7 @@ def test_increase__collateral_one_unit_below_min_after_fee__refused_and_at_min_a
 
 def test_increase__open_interest_past_max__refused_per_side(env, funded_trader, deployer, cfg):
     max_oi = 10_000 * WAD
-    env.perp.set_market_config(env.eth, {**cfg, "max_open_interest_usd": max_oi}, sender=deployer)
+    env.configurator.set_market_config(env.eth, {**cfg, "max_open_interest_usd": max_oi}, sender=deployer)
     open_position(env, funded_trader, env.eth, True, env.usd(1_000), 6_000 * WAD)
     room = max_oi - env.perp.open_interest(env.eth, True)[0]
 

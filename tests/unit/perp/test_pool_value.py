@@ -198,7 +198,7 @@ def test_pool_value__trader_profit_above_cap__subtracts_only_the_cap(
     env, funded_trader, counterparty, hedger, holders, deployer
 ):
     open_book(env, funded_trader, counterparty, hedger)
-    env.perp.set_max_pnl_factor(1, sender=deployer)  # cap = 0.01 % of the pool amount
+    env.configurator.set_max_pnl_factor(1, sender=deployer)  # cap = 0.01 % of the pool amount
 
     for maximize in (True, False):
         value = env.perp.pool_value(maximize)
@@ -208,7 +208,7 @@ def test_pool_value__trader_profit_above_cap__subtracts_only_the_cap(
         assert r["trader_pnl"] > r["cap"]
         assert value == r["value"] == r["assets"] - r["cap"]
 
-    env.perp.set_max_pnl_factor(BPS, sender=deployer)
+    env.configurator.set_max_pnl_factor(BPS, sender=deployer)
     r = recompute(env, holders, False)
     assert r["trader_pnl"] < r["cap"]
     assert env.perp.pool_value(False) == r["assets"] - r["trader_pnl"] < value

@@ -132,7 +132,7 @@ def test_position_info__after_a_move_and_an_hour__fields_match_formulas(env, fun
     assert pos.size_tokens == mul_div(size, WAD, ETH_PRICE, not is_long)
     push_at(env, head_ts(env) + 3_600, ETH_PRICE * 101 // 100)  # +1 %
 
-    info = perp.position_info(funded_trader, env.eth, is_long)
+    info = env.reader.position_info(funded_trader, env.eth, is_long)
 
     close_price = env.oracle.get_price(env.eth, not is_long)  # longs close at the min
     expected = expected_info(env, pos, is_long, close_price, perp.current_indices(env.eth))
@@ -153,16 +153,16 @@ def test_position_info__both_sides_after_a_day__pending_funding_signed_per_side(
 
     idx = perp.current_indices(env.eth)
     for account, is_long in ((funded_trader, True), (counterparty, False)):
-        info = perp.position_info(account, env.eth, is_long)
+        info = env.reader.position_info(account, env.eth, is_long)
         pos = perp.get_position(account, env.eth, is_long)
         close_price = env.oracle.get_price(env.eth, not is_long)
         assert info_dict(info) == expected_info(env, pos, is_long, close_price, idx)
-    assert perp.position_info(funded_trader, env.eth, True).pending_funding < 0  # heavier side pays
-    assert perp.position_info(counterparty, env.eth, False).pending_funding > 0
+    assert env.reader.position_info(funded_trader, env.eth, True).pending_funding < 0  # heavier side pays
+    assert env.reader.position_info(counterparty, env.eth, False).pending_funding > 0
 
 
 def test_position_info__no_position__all_zero(env, funded_trader):
-    info = env.perp.position_info(funded_trader, env.eth, True)
+    info = env.reader.position_info(funded_trader, env.eth, True)
     assert all(v == 0 for v in info_dict(info).values())
     assert (info.size_usd, info.size_tokens, info.collateral) == (0, 0, 0)
 
@@ -184,7 +184,7 @@ def test_position_without_index_tokens__long_open_or_short_partial_close__refuse
     assert mul_div(pos.size_tokens, 1, pos.size_usd, True) == pos.size_tokens  # closing 1 wei takes it all
     with ape.reverts("perp: position too small"):
         perp.decrease_position(env.eth, False, 0, 1, MAX, funded_trader, sender=funded_trader)
-    info = perp.position_info(funded_trader, env.eth, False)  # still readable
+    info = env.reader.position_info(funded_trader, env.eth, False)  # still readable
     assert (info.size_usd, info.size_tokens) == (2, 1)
 
 
@@ -202,7 +202,7 @@ def test_liquidation_price__pushed_there__remaining_within_rounding_of_maintenan
     # goes stale and moves < 2 %, so no spread: the close price is the pushed price.
     ts = head_ts(env) + 60
     push_at(env, ts, ETH_PRICE)
-    info = perp.position_info(funded_trader, env.eth, is_long)
+    info = env.reader.position_info(funded_trader, env.eth, is_long)
     idx = perp.current_indices(env.eth)
     liq = info.liquidation_price
     assert liq == expected_info(env, pos, is_long, ETH_PRICE, idx)["liquidation_price"]
@@ -213,7 +213,7 @@ def test_liquidation_price__pushed_there__remaining_within_rounding_of_maintenan
     rounding = mul_div(pos.size_tokens, 1, WAD, True)  # size_tokens x one wei of price
 
     push_at(env, ts, liq, observed_at=ts + 1)
-    at_liq = perp.position_info(funded_trader, env.eth, is_long)
+    at_liq = env.reader.position_info(funded_trader, env.eth, is_long)
 
     assert head_ts(env) == ts and at_liq.mark_price == liq
     assert at_liq.liquidation_price == liq
@@ -222,7 +222,7 @@ def test_liquidation_price__pushed_there__remaining_within_rounding_of_maintenan
 
     past = liq - 1 if is_long else liq + 1
     push_at(env, ts, past, observed_at=ts + 2)
-    beyond = perp.position_info(funded_trader, env.eth, is_long)
+    beyond = env.reader.position_info(funded_trader, env.eth, is_long)
 
     assert beyond.mark_price == past
     assert beyond.is_liquidatable
@@ -282,9 +282,9 @@ def test_configs__listed_markets__equal_deploy_config_unknown_market_all_zero(en
     perp = env.perp
     unknown = max(env.markets.values()) + 1
     for market in env.markets.values():
-        cfg = perp.configs(market)
+        cfg = env.configurator.configs(market)
         assert {k: getattr(cfg, k) for k in CFG} == CFG
-    empty = perp.configs(unknown)
+    empty = env.configurator.configs(unknown)
     assert all(getattr(empty, k) == 0 for k in CFG)
 
 
