@@ -294,31 +294,31 @@ def increase_position(
     @param acceptable_price Worst fill accepted: longs revert above it, shorts below it.
             Ignored when only collateral is added.
     """
-    if not (self._config_a[market] != 0):
+    if self._config_a[market] == 0:
         self._fail("perp: unknown market")
-    if not (collateral_delta != 0 or size_delta != 0):
+    if collateral_delta == 0 and size_delta == 0:
         self._fail("perp: nothing to do")
     key: bytes32 = self._key(msg.sender, market, is_long)
     pos: market_types.Position = self._load(key)
     if size_delta != 0:
         if self.paused:
             self._fail("perp: paused")
-        if not (self._a(market, A_STATUS, 8) == ACTIVE):
+        if self._a(market, A_STATUS, 8) != ACTIVE:
             self._fail("perp: market closing")
     if pos.size_usd == 0:
-        if not (size_delta != 0):
+        if size_delta == 0:
             self._fail("perp: zero size")
-        if not (collateral_delta != 0):
+        if collateral_delta == 0:
             self._fail("perp: zero collateral")
 
     price: uint256 = 0
     if size_delta != 0:
         price = staticcall oracle.get_price(market, is_long)
         if is_long:
-            if not (price <= acceptable_price):
+            if price > acceptable_price:
                 self._fail("perp: price not acceptable")
         else:
-            if not (price >= acceptable_price):
+            if price < acceptable_price:
                 self._fail("perp: price not acceptable")
     else:
         # adding collateral only reduces risk: it may use the fallback price
@@ -330,7 +330,7 @@ def increase_position(
 
     gross: uint256 = pos.collateral + collateral_delta + s.funding_received
     owed: uint256 = s.borrow_fee + s.position_fee + s.funding_paid
-    if not (gross >= owed):
+    if gross < owed:
         self._fail("perp: fees exceed collateral")
 
     new: market_types.Position = market_types.Position(
@@ -345,7 +345,26 @@ def increase_position(
         self._check_caps(market, is_long, reserved_delta)
         self._check_position(new, market, is_long, price, idx)
     # adding collateral alone only reduces risk: allowed even to an unhealthy position
-    self._log_update(key, msg.sender, market, is_long, new, price, convert(size_delta, int256), collateral_delta, 0, s, 0)
+    log PositionUpdate(
+        key=key,
+        account=msg.sender,
+        market=market,
+        is_long=is_long,
+        size_usd=new.size_usd,
+        size_tokens=new.size_tokens,
+        collateral=new.collateral,
+        borrow_index=new.borrow_index,
+        funding_index=new.funding_index,
+        price=price,
+        size_delta=convert(size_delta, int256),
+        collateral_in=collateral_delta,
+        amount_out=0,
+        position_fee=s.position_fee,
+        borrow_fee=s.borrow_fee,
+        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
+        pnl=0,
+        bad_debt=0,
+    )
     # collateral bucket: + paid in - fees - funding paid + funding received; the pool
     # takes the fees and funding paid and fronts funding received, less the insurance cut
     cut: uint256 = self._insurance_cut(market, s.position_fee)
@@ -386,27 +405,28 @@ def decrease_position(
     @param receiver Who gets the tokens paid out.
     @return Token units paid to `receiver`.
     """
-    if not (self._config_a[market] != 0):
+    if self._config_a[market] == 0:
         self._fail("perp: unknown market")
-    if not (receiver != empty(address)):
+    if receiver == empty(address):
         self._fail("perp: zero receiver")
-    if not (collateral_delta != 0 or size_delta != 0):
+    if collateral_delta == 0 and size_delta == 0:
         self._fail("perp: nothing to do")
-    pos: market_types.Position = self._load(self._key(msg.sender, market, is_long))
-    if not (pos.size_usd != 0):
+    key: bytes32 = self._key(msg.sender, market, is_long)
+    pos: market_types.Position = self._load(key)
+    if pos.size_usd == 0:
         self._fail("perp: no position")
-    if not (size_delta <= pos.size_usd):
+    if size_delta > pos.size_usd:
         self._fail("perp: size exceeds position")
     # withdrawing collateral adds risk: it needs a fresh keeper price
     price: uint256 = self._close_price(market, is_long, collateral_delta != 0 and size_delta != pos.size_usd)
     if size_delta != 0:
         if is_long:
-            if not (price >= acceptable_price):
+            if price < acceptable_price:
                 self._fail("perp: price not acceptable")
         else:
-            if not (price <= acceptable_price):
+            if price > acceptable_price:
                 self._fail("perp: price not acceptable")
-    return self._decrease(msg.sender, market, is_long, pos, collateral_delta, size_delta, price, receiver)
+    return self._decrease(key, msg.sender, market, is_long, pos, collateral_delta, size_delta, price, receiver)
 
 
 @external
@@ -422,7 +442,7 @@ def liquidate(account: address, market: uint256, is_long: bool, fee_receiver: ad
     @dev Reverts "perp: no position", "perp: position healthy", or the Oracle's stale-price
          reason: liquidation uses the fresh keeper price (or a settled market's price).
     """
-    if not (fee_receiver != empty(address)):
+    if fee_receiver == empty(address):
         self._fail("perp: zero receiver")
     self._liquidate(PositionRef(account=account, market=market, is_long=is_long), fee_receiver, True)
 
@@ -435,7 +455,7 @@ def liquidate_batch(positions: DynArray[PositionRef, MAX_BATCH], fee_receiver: a
             competing keepers waste little. A stale price still reverts the batch.
     @return How many positions were liquidated.
     """
-    if not (fee_receiver != empty(address)):
+    if fee_receiver == empty(address):
         self._fail("perp: zero receiver")
     done: uint256 = 0
     for ref: PositionRef in positions:
@@ -451,12 +471,13 @@ def settle_position(account: address, market: uint256, is_long: bool) -> uint256
             and pay its owner what it is worth, as a full close. Anyone may call.
     @return Token units paid to `account`.
     """
-    if not (self._a(market, A_STATUS, 8) == SETTLED):
+    if self._a(market, A_STATUS, 8) != SETTLED:
         self._fail("perp: market not settled")
-    pos: market_types.Position = self._load(self._key(account, market, is_long))
-    if not (pos.size_usd != 0):
+    key: bytes32 = self._key(account, market, is_long)
+    pos: market_types.Position = self._load(key)
+    if pos.size_usd == 0:
         self._fail("perp: no position")
-    return self._decrease(account, market, is_long, pos, 0, pos.size_usd, self.settlement_price[market], account)
+    return self._decrease(key, account, market, is_long, pos, 0, pos.size_usd, self.settlement_price[market], account)
 
 
 @external
@@ -469,12 +490,13 @@ def adl_decrease(account: address, market: uint256, is_long: bool, size_delta: u
     """
     if msg.sender != self.deleverager:
         self._fail("perp: not deleverager")
-    pos: market_types.Position = self._load(self._key(account, market, is_long))
+    key: bytes32 = self._key(account, market, is_long)
+    pos: market_types.Position = self._load(key)
     if pos.size_usd == 0:
         self._fail("perp: no position")
     if size_delta == 0 or size_delta > pos.size_usd:
         self._fail("perp: bad size")
-    return self._decrease(account, market, is_long, pos, 0, size_delta, self._close_price(market, is_long, True), account)
+    return self._decrease(key, account, market, is_long, pos, 0, size_delta, self._close_price(market, is_long, True), account)
 
 
 # ---------------------------------------------------------------- views
@@ -688,7 +710,7 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
     self._only_configurator()
     old_reserved: uint256 = 0
     if self._config_a[market] == 0:
-        if not (staticcall oracle.is_market(market)):
+        if not staticcall oracle.is_market(market):
             self._fail("perp: unknown oracle market")
         self.markets.append(market)
         self._clock[market] = block.timestamp | (staticcall vault.pool_amount() << POOL_OFFSET)
@@ -739,9 +761,9 @@ def set_market_status(market: uint256, status: uint256, settlement_price: uint25
             accrual (fees accrue to now first). A settled market stays settled.
     """
     self._only_configurator()
-    if not (self._config_a[market] != 0):
+    if self._config_a[market] == 0:
         self._fail("perp: unknown market")
-    if not (self._a(market, A_STATUS, 8) != SETTLED):
+    if self._a(market, A_STATUS, 8) == SETTLED:
         self._fail("perp: market settled")
     if status == SETTLED:
         self._accrue(market)
@@ -819,10 +841,10 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
     """
     if not (new.size_usd <= MASK_128 and new.size_tokens <= MASK_128):
         self._fail("perp: size too large")
-    if not (new.collateral <= MASK_COLLATERAL):
+    if new.collateral > MASK_COLLATERAL:
         self._fail("perp: collateral too large")
     # a position must hold some index tokens, or it has no entry price
-    if not (new.size_usd == 0 or new.size_tokens != 0):
+    if new.size_usd != 0 and new.size_tokens == 0:
         self._fail("perp: position too small")
     side: uint256 = market * 2 + convert(is_long, uint256)
     oi: uint256 = self._oi[side]
@@ -870,11 +892,11 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
 @view
 def _check_caps(market: uint256, is_long: bool, reserved_delta: int256):
     side: uint256 = market * 2 + convert(is_long, uint256)
-    if not (self._oi[side] & MASK_128 <= self._b(market, B_MAX_OI, BITS_OI)):
+    if self._oi[side] & MASK_128 > self._b(market, B_MAX_OI, BITS_OI):
         self._fail("perp: max open interest")
     # the Vault's reserve after this trade, against the pool amount
     reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + reserved_delta
-    if not (reserved <= convert(staticcall vault.pool_amount(), int256)):
+    if reserved > convert(staticcall vault.pool_amount(), int256):
         self._fail("perp: reserve exceeded")
 
 
@@ -882,14 +904,14 @@ def _check_caps(market: uint256, is_long: bool, reserved_delta: int256):
 @view
 def _check_position(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices):
     collateral_wad: uint256 = pos.collateral * token_scale
-    if not (collateral_wad >= self._usd(market, A_MIN_COLLATERAL)):
+    if collateral_wad < self._usd(market, A_MIN_COLLATERAL):
         self._fail("perp: collateral below min")
-    if not (pos.size_usd * BPS <= self._a(market, A_LEVERAGE, BITS_LEVERAGE) * collateral_wad):
+    if pos.size_usd * BPS > self._a(market, A_LEVERAGE, BITS_LEVERAGE) * collateral_wad:
         self._fail("perp: leverage too high")
     remaining: int256 = 0
     maintenance: uint256 = 0
     remaining, maintenance = self._health(pos, market, is_long, price, idx)
-    if not (remaining >= convert(maintenance, int256)):
+    if remaining < convert(maintenance, int256):
         self._fail("perp: would be liquidatable")
 
 
@@ -1111,7 +1133,7 @@ def _indices_now(market: uint256) -> Indices:
             paid = convert(-f_short, uint256) * dt
             idx.funding_short -= convert(paid, int256)
             idx.funding_long += convert(self._received(paid, oi_short, oi_long), int256)
-    if not (idx.borrow <= MAX_BORROW_INDEX):
+    if idx.borrow > MAX_BORROW_INDEX:
         self._fail("perp: index overflow")
     if not (idx.funding_long <= MAX_ABS_FUNDING_INDEX and idx.funding_long >= -MAX_ABS_FUNDING_INDEX):
         self._fail("perp: index overflow")
@@ -1157,6 +1179,7 @@ def _accrue(market: uint256) -> Indices:
 
 @internal
 def _decrease(
+    key: bytes32,
     account: address,
     market: uint256,
     is_long: bool,
@@ -1169,7 +1192,6 @@ def _decrease(
     """
     @dev Every decrease and close but liquidation: by the trader, by ADL and by settlement.
     """
-    key: bytes32 = self._key(account, market, is_long)
     closing: bool = size_delta == pos.size_usd
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
@@ -1195,14 +1217,14 @@ def _decrease(
         else:
             shortfall = convert(-left, uint256)
     else:
-        if not (collateral_delta <= pos.collateral):
+        if collateral_delta > pos.collateral:
             self._fail("perp: insufficient collateral")
         remaining: int256 = collateral - convert(collateral_delta, int256)
         if settle >= 0:
             amount_out = collateral_delta + convert(settle, uint256)
         else:
             remaining += settle
-            if not (remaining >= 0):
+            if remaining < 0:
                 self._fail("perp: insufficient collateral")
             amount_out = collateral_delta
         new = market_types.Position(
@@ -1222,7 +1244,26 @@ def _decrease(
         insurance_delta = convert(self._insurance_cut(market, s.position_fee), int256)
     else:
         insurance_delta = -convert(self._cover(key, market, shortfall, staticcall vault.insurance_amount()), int256)
-    self._log_update(key, account, market, is_long, new, price, -convert(size_delta, int256), 0, amount_out, s, shortfall)
+    log PositionUpdate(
+        key=key,
+        account=account,
+        market=market,
+        is_long=is_long,
+        size_usd=new.size_usd,
+        size_tokens=new.size_tokens,
+        collateral=new.collateral,
+        borrow_index=new.borrow_index,
+        funding_index=new.funding_index,
+        price=price,
+        size_delta=-convert(size_delta, int256),
+        collateral_in=0,
+        amount_out=amount_out,
+        position_fee=s.position_fee,
+        borrow_fee=s.borrow_fee,
+        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
+        pnl=s.pnl,
+        bad_debt=shortfall,
+    )
     # the collateral bucket gives up the position's change in collateral; the pool
     # pays what goes out beyond that (or keeps what the position lost)
     collateral_change: int256 = convert(new.collateral, int256) - collateral
@@ -1281,7 +1322,7 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     # the insurance fund tops the fee up first, then covers the shortfall, as far as it can
     from_insurance: uint256 = 0
     cover: uint256 = 0
-    if topup != 0:
+    if topup != 0 or shortfall != 0:
         fund: uint256 = staticcall vault.insurance_amount() + cut
         from_insurance = min(topup, fund)
         cover = self._cover(key, market, shortfall, fund - from_insurance)
@@ -1362,42 +1403,6 @@ def _insurance_cut(market: uint256, amount: uint256) -> uint256:
     return math.bps_of(amount, self._a(market, A_INSURANCE_CUT, BITS_BPS), False)
 
 
-@internal
-def _log_update(
-    key: bytes32,
-    account: address,
-    market: uint256,
-    is_long: bool,
-    new: market_types.Position,
-    price: uint256,
-    size_delta: int256,
-    collateral_in: uint256,
-    amount_out: uint256,
-    s: Settle,
-    bad_debt: uint256,
-):
-    log PositionUpdate(
-        key=key,
-        account=account,
-        market=market,
-        is_long=is_long,
-        size_usd=new.size_usd,
-        size_tokens=new.size_tokens,
-        collateral=new.collateral,
-        borrow_index=new.borrow_index,
-        funding_index=new.funding_index,
-        price=price,
-        size_delta=size_delta,
-        collateral_in=collateral_in,
-        amount_out=amount_out,
-        position_fee=s.position_fee,
-        borrow_fee=s.borrow_fee,
-        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
-        pnl=s.pnl,
-        bad_debt=bad_debt,
-    )
-
-
 # ---------------------------------------------------------------- internals: money
 
 
@@ -1460,5 +1465,5 @@ def _fail(reason: String[40]):
 @internal
 @view
 def _only_configurator():
-    if not (msg.sender == configurator):
+    if msg.sender != configurator:
         self._fail("perp: not configurator")

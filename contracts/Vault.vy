@@ -112,9 +112,9 @@ event Redeem:
     fee: uint256  # token units kept by the pool
 
 event Settled:
-    controller: indexed(address)  # who pulls and pays shows in the token's Transfer logs
-    amount_in: uint256
-    amount_out: uint256
+    # the deltas sum to amount_in - amount_out; who pulls and pays, and how much, shows in
+    # the token's Transfer logs (not repeated here: every trade pays for this event)
+    controller: indexed(address)
     pool_delta: int256
     collateral_delta: int256
     escrow_delta: int256
@@ -306,8 +306,6 @@ def settle(s: Settlement):
         self._insurance_reserved = new
     log Settled(
         controller=msg.sender,
-        amount_in=s.amount_in,
-        amount_out=s.amount_out,
         pool_delta=s.pool_delta,
         collateral_delta=s.collateral_delta,
         escrow_delta=s.escrow_delta,

@@ -18,6 +18,7 @@ GMX_V1: dict[str, int] = {
     "increase": 327_482,
     "partial decrease": 318_750,
     "close": 247_721,
+    "liquidate": 237_376,
     "LP deposit": 424_310,
     "LP redeem": 434_357,
     "price push, 1 market": 56_000 + 34_500,
@@ -35,7 +36,7 @@ def measure(
 ) -> dict[str, int]:
     """Deploy a fresh protocol on the connected chain, warm it up and return gas per op
     (and, into `receipts` when given, each operation's receipt, for profiling)."""
-    deployer, keeper, lp, other_lp, trader, bg_long, bg_short = (accounts[i] for i in range(7))
+    deployer, keeper, lp, other_lp, trader, bg_long, bg_short, victim = (accounts[i] for i in range(8))
     token = deploy_token(project, deployer)
     p = deploy_protocol(project, deployer, token, updaters=(keeper,), chain=chain)
     unit = 10 ** token.decimals()
@@ -52,7 +53,9 @@ def measure(
         tick()
         return p.oracle.set_prices(list(markets), [price[m] for m in markets], chain.pending_timestamp, sender=keeper)
 
-    for account, amount in ((lp, 10_000_000), (other_lp, 100_000), (trader, 100_000), (bg_long, 100_000), (bg_short, 100_000)):
+    funded = ((lp, 10_000_000), (other_lp, 100_000), (trader, 100_000), (bg_long, 100_000), (bg_short, 100_000),
+              (victim, 100_000), (keeper, 100))  # the keeper holds tokens: its fee is not a first write
+    for account, amount in funded:
         _fund(token, p.vault, account, amount * unit)
     gas: dict[str, int] = {}
     kept: dict[str, Any] = {} if receipts is None else receipts
@@ -97,6 +100,17 @@ def measure(
     tick()
     kept["LP redeem"] = p.vault.redeem(100_000 * WAD, 0, lp, sender=lp)
     gas["LP redeem"] = kept["LP redeem"].gas_used
+
+    # a 20x long, then ETH -4 % in one push (the spread is on): below maintenance, above the
+    # keeper's fee, so the usual liquidation (no top-up, no bad debt)
+    tick()
+    p.perp.increase_position(eth, True, 500 * unit, 10_000 * WAD, 2**255, sender=victim)
+    price[eth] = price[eth] * 960 // 1000
+    tick()
+    p.oracle.set_prices([eth], [price[eth]], chain.pending_timestamp, sender=keeper)
+    tick()
+    kept["liquidate"] = p.perp.liquidate(victim, eth, True, keeper, sender=keeper)
+    gas["liquidate"] = kept["liquidate"].gas_used
     return gas
 
 

@@ -16,7 +16,9 @@ def test_deploy_network__local__wires_everything_and_writes_the_file(tmp_path, c
     assert path == out
     data = json.loads(out.read_text())
     assert data["chain_id"] == chain.chain_id
-    assert set(data["contracts"]) == {"Token", "Oracle", "Vault", "Perp"}
+    assert set(data["contracts"]) == {
+        "Token", "Oracle", "Vault", "Perp", "Configurator", "RiskEngine", "PerpReader"
+    }
     assert data["markets"] == {"ETH": 1, "BTC": 2}
     assert load(out) == record
 

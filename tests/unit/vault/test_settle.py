@@ -45,7 +45,8 @@ def test_settle__open_position__pulls_collateral_and_records_reserved(
     assert token.balanceOf(vault) == vault_tokens + collateral
     [log] = tx.decode_logs(vault.Settled)
     assert log.controller == controller.address
-    assert (log.amount_in, log.amount_out, log.reserved_delta) == (collateral, 0, reserved)
+    assert log.reserved_delta == reserved
+    assert log.pool_delta + log.collateral_delta + log.escrow_delta + log.insurance_delta == collateral
     assert (log.pool_delta, log.collateral_delta, log.escrow_delta, log.insurance_delta) == (
         0,
         collateral,
@@ -73,7 +74,8 @@ def test_settle__close_in_profit__pays_collateral_and_profit_from_pool(
     assert token.balanceOf(trader) == trader_tokens + paid
     assert token.balanceOf(vault) == vault_tokens - paid
     [log] = tx.decode_logs(vault.Settled)
-    assert (log.pool_delta, log.collateral_delta, log.amount_out) == (-profit, -opened, paid)
+    assert (log.pool_delta, log.collateral_delta) == (-profit, -opened)
+    assert log.pool_delta + log.collateral_delta + log.escrow_delta + log.insurance_delta == -paid
     [pay] = logs_of(tx, token.Transfer, token)
     assert (pay.sender, pay.receiver, pay.value) == (vault.address, trader.address, paid)
 
@@ -194,7 +196,8 @@ def test_settle__reserved_below_zero__reverts(pooled, settle, unit, snapshot):
 def test_settle__zero_accounts_with_zero_amounts__allowed(pooled, opened, settle):
     tx = settle(collateral_delta=-1, pool_delta=1)
     [log] = tx.decode_logs(pooled.Settled)
-    assert (log.amount_in, log.amount_out) == (0, 0)
+    assert (log.pool_delta, log.collateral_delta) == (1, -1)
+    assert not tx.decode_logs(pooled.Transfer)  # no token moved
 
 
 def test_settle__by_second_controller__allowed(pooled, deployer, keeper, settle, trader, unit):
