@@ -61,7 +61,6 @@ BPS: constant(uint256) = 10_000
 WAD: constant(uint256) = 10**18
 WAD_DECIMALS: constant(uint256) = 18
 MICRO_USD: constant(uint256) = 10**12  # Perp stores USD settings in micro-dollars
-MAX_MICRO_USD_SETTING: constant(uint256) = 2**40 - 1  # Perp's field width, micro-dollars
 MAX_TIER_THRESHOLD: constant(uint256) = 2**56 - 1  # micro-dollars
 
 # market settings
@@ -86,6 +85,7 @@ MAX_LIQUIDATION_FEE_BPS: constant(uint256) = 100  # 1 % of size
 MAX_INSURANCE_CUT_BPS: constant(uint256) = 5_000  # half of fees and remainders
 
 # market status in Perp
+ACTIVE: constant(uint256) = 0
 CLOSE_ONLY: constant(uint256) = 1
 SETTLED: constant(uint256) = 2
 
@@ -133,6 +133,9 @@ event RiskConfigSet:
     min_pnl_factor_after_adl_bps: uint256
 
 event MarketClosed:
+    market: indexed(uint256)
+
+event MarketReopened:
     market: indexed(uint256)
 
 event MarketSettled:
@@ -235,7 +238,8 @@ def set_max_pnl_factor(max_pnl_factor_bps: uint256):
 @external
 def set_deleverager(deleverager: address):
     """
-    @notice The contract allowed to run ADL closes in Perp (the RiskEngine).
+    @notice The contract allowed to run ADL closes in Perp (the RiskEngine); the empty
+            address switches ADL off.
     """
     self._only_admin()
     log DeleveragerSet(deleverager=deleverager)
@@ -281,6 +285,16 @@ def close_market(market: uint256):
     self._only_listed(market)
     log MarketClosed(market=market)
     extcall self.perp.set_market_status(market, CLOSE_ONLY, 0)
+
+
+@external
+def reopen_market(market: uint256):
+    """
+    @notice Undo `close_market` (new exposure allowed again). A settled market stays settled.
+    """
+    self._only_listed(market)
+    log MarketReopened(market=market)
+    extcall self.perp.set_market_status(market, ACTIVE, 0)
 
 
 @external

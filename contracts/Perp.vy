@@ -756,7 +756,8 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
 @external
 def set_market_status(market: uint256, status: uint256, settlement_price: uint256):
     """
-    @notice Wind-down, only the Configurator: CLOSE_ONLY stops new exposure; SETTLED fixes
+    @notice Wind-down, only the Configurator: ACTIVE trades normally (a close-only market
+            may be reopened); CLOSE_ONLY stops new exposure; SETTLED fixes
             the price every close, liquidation and `settle_position` uses and stops fee
             accrual (fees accrue to now first). A settled market stays settled.
     """
@@ -765,6 +766,8 @@ def set_market_status(market: uint256, status: uint256, settlement_price: uint25
         self._fail("perp: unknown market")
     if self._a(market, A_STATUS, 8) == SETTLED:
         self._fail("perp: market settled")
+    if status > SETTLED:
+        self._fail("perp: bad status")
     if status == SETTLED:
         self._accrue(market)
         self.settlement_price[market] = settlement_price
