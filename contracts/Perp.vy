@@ -114,6 +114,8 @@ BITS_MICRO_USD: constant(uint256) = 40
 BITS_OI: constant(uint256) = 112
 BITS_RATE: constant(uint256) = 48
 MASK_RATES: constant(uint256) = 2**112 - 1  # _config_b without its rate factors
+MASK_BPS: constant(uint256) = 2**16 - 1
+MASK_RATE: constant(uint256) = 2**48 - 1
 
 # packed market state
 #   _clock[m]    = last_update (32) | borrow_index (80) | pool amount at last_update (144),
@@ -509,8 +511,9 @@ def pool_value(maximize: bool) -> uint256:
     @notice The pool's value in WAD USD: pool amount + pending borrowing fees - pending
             funding owed to traders - net unrealised trader PnL, with trader profit capped
             at `max_pnl_factor_bps` of the pool amount. `maximize` prices PnL with the
-            price that makes the pool worth more (longs at min, shorts at max). Reverts on
-            a stale price in any market with open interest.
+            price that makes the pool worth more (longs at min, shorts at max); a settled
+            market's positions at its settlement price. Reverts on a stale price in any
+            other market with open interest.
     @dev The only view the Vault reads, from `deposit` and `redeem`.
     """
     pool: uint256 = staticcall vault.pool_amount() * token_scale
@@ -534,8 +537,13 @@ def pool_value(maximize: bool) -> uint256:
             assets += math.mul_div(usd, idx.borrow, WAD, False) - (sums & MASK_128)
             index: int256 = idx.funding_long if is_long else idx.funding_short
             trader_pnl += self._signed_mul_wad(usd, index) - (convert(sums >> HALF, int256) - WIDE_BIAS)
-            # longs valued at the min price when maximizing the pool, shorts at the max
-            p: uint256 = staticcall oracle.get_price(market, is_long != maximize)
+            # longs valued at the min price when maximizing the pool, shorts at the max; a
+            # settled market at the price every one of its positions will close at
+            p: uint256 = 0
+            if self._a(market, A_STATUS, 8) == SETTLED:
+                p = self.settlement_price[market]
+            else:
+                p = staticcall oracle.get_price(market, is_long != maximize)
             trader_pnl += math.pnl_usd(usd, oi >> HALF, p, is_long)
     cap: int256 = convert(math.bps_of(pool, self.max_pnl_factor_bps, False), int256)
     trader_pnl = min(trader_pnl, cap)
@@ -719,6 +727,9 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
         self._sums[market * 2] = convert(WIDE_BIAS, uint256) << HALF
         self._sums[market * 2 + 1] = convert(WIDE_BIAS, uint256) << HALF
     else:
+        # a settled market's fees stay stopped and its positions only close
+        if self._a(market, A_STATUS, 8) == SETTLED:
+            self._fail("perp: market settled")
         self._accrue(market)
         old_reserved = self._reserved_tokens(market)
     config_a: uint256 = (
@@ -1062,26 +1073,39 @@ def _open_interest_usd(market: uint256) -> uint256:
 @internal
 @view
 def _borrowing_rate(market: uint256) -> uint256:
+    return self._borrowing_rate_of(self._clock[market], self._open_interest_usd(market), self._config_a[market], self._config_b[market])
+
+
+@internal
+@view
+def _borrowing_rate_of(clock: uint256, open_interest: uint256, config_a: uint256, config_b: uint256) -> uint256:
     """
     @dev borrowing_factor x utilisation, utilisation = reserved / pool amount (capped at
          100 %), WAD per second, rounded up. The pool amount is the one recorded at the
          market's last accrual: each interval is charged at the rate in force when it began,
          so an LP deposit just before a touch cannot cut fees already accrued. The recorded
-         amount, not the PnL-adjusted value, so price swings do not move the rate.
+         amount, not the PnL-adjusted value, so price swings do not move the rate. Takes the
+         market's words, read once by the caller.
     """
-    pool: uint256 = (self._clock[market] >> POOL_OFFSET) * token_scale
-    reserved: uint256 = self._reserved_usd(market)
+    reserved: uint256 = math.bps_of(open_interest, (config_a >> A_RESERVE) & MASK_BPS, True)
     if reserved == 0:
         return 0
+    pool: uint256 = (clock >> POOL_OFFSET) * token_scale
     utilisation: uint256 = WAD
     if pool != 0:
         utilisation = min(math.mul_div(reserved, WAD, pool, True), WAD)
-    return math.mul_div(self._b(market, B_BORROWING, BITS_RATE), utilisation, WAD, True)
+    return math.mul_div((config_b >> B_BORROWING) & MASK_RATE, utilisation, WAD, True)
 
 
 @internal
 @view
 def _funding_rates(market: uint256) -> (int256, int256):
+    return self._funding_rates_of(self._oi[market * 2 + 1] & MASK_128, self._oi[market * 2] & MASK_128, self._config_b[market])
+
+
+@internal
+@pure
+def _funding_rates_of(oi_long: uint256, oi_short: uint256, config_b: uint256) -> (int256, int256):
     """
     @dev The heavier side pays funding_factor x |long - short| / (long + short), capped at
          max_funding_rate, per USD of its size per second (rounded up); the lighter side
@@ -1090,14 +1114,12 @@ def _funding_rates(market: uint256) -> (int256, int256):
          funding, and what it cannot take stays in the pool, whose LPs carry the skew.
          Nothing accrues while either side is empty. Returns (long, short), > 0 = receives.
     """
-    oi_long: uint256 = self._oi[market * 2 + 1] & MASK_128
-    oi_short: uint256 = self._oi[market * 2] & MASK_128
     if oi_long == 0 or oi_short == 0 or oi_long == oi_short:
         return 0, 0
     skew: uint256 = math.abs_diff(oi_long, oi_short)
     pay: uint256 = min(
-        math.mul_div(self._b(market, B_FUNDING, BITS_RATE), skew, oi_long + oi_short, True),
-        self._b(market, B_MAX_FUNDING, BITS_RATE),
+        math.mul_div((config_b >> B_FUNDING) & MASK_RATE, skew, oi_long + oi_short, True),
+        config_b >> B_MAX_FUNDING,
     )
     if oi_long > oi_short:
         return -convert(pay, int256), convert(self._received(pay, oi_long, oi_short), int256)
@@ -1115,18 +1137,26 @@ def _received(paid: uint256, payer_oi: uint256, receiver_oi: uint256) -> uint256
 @internal
 @view
 def _indices_now(market: uint256) -> Indices:
-    idx: Indices = self._stored_indices(market)
-    dt: uint256 = block.timestamp - (self._clock[market] & MASK_TIME)
+    # every word read once: clock, funding, both sides' open interest, the settings
+    clock: uint256 = self._clock[market]
+    funding: uint256 = self._funding[market]
+    idx: Indices = Indices(
+        borrow=(clock >> TIME_BITS) & MASK_INDEX,
+        funding_long=convert(funding & MASK_128, int256) - WIDE_BIAS,
+        funding_short=convert(funding >> HALF, int256) - WIDE_BIAS,
+    )
+    dt: uint256 = block.timestamp - (clock & MASK_TIME)
     if dt == 0:
         return idx
-    idx.borrow += self._borrowing_rate(market) * dt
+    oi_long: uint256 = self._oi[market * 2 + 1] & MASK_128
+    oi_short: uint256 = self._oi[market * 2] & MASK_128
+    config_b: uint256 = self._config_b[market]
+    idx.borrow += self._borrowing_rate_of(clock, oi_long + oi_short, self._config_a[market], config_b) * dt
     f_long: int256 = 0
     f_short: int256 = 0
-    f_long, f_short = self._funding_rates(market)
+    f_long, f_short = self._funding_rates_of(oi_long, oi_short, config_b)
     if f_long != 0:
         # the receiving side's increment is derived from the payer's, so Σ received <= Σ paid
-        oi_long: uint256 = self._oi[market * 2 + 1] & MASK_128
-        oi_short: uint256 = self._oi[market * 2] & MASK_128
         paid: uint256 = 0
         if f_long < 0:
             paid = convert(-f_long, uint256) * dt

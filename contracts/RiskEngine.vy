@@ -45,7 +45,7 @@ interface IConfigRisk:
 BPS: constant(uint256) = 10_000
 WAD: constant(uint256) = 10**18
 MICRO_USD: constant(uint256) = 10**12  # WAD: part of the clamp's rounding margin
-ROUNDING_UNITS: constant(uint256) = 3  # token units the close may round in the pool's favour
+ROUNDING_UNITS: constant(uint256) = 4  # token units the close may round in the pool's favour
 
 # ---------------------------------------------------------------- structs
 
@@ -120,8 +120,9 @@ def auto_deleverage(account: address, market: uint256, is_long: bool, size_delta
     amount_out: uint256 = extcall perp.adl_decrease(account, market, is_long, size)
 
     after: AdlState = self._state(market, is_long, price)
-    # the clamp is conservative; this re-check is the guarantee
-    assert after.pnl_usd * convert(BPS, int256) >= convert(before.min_pnl_factor_after_adl_bps * after.pool_usd, int256), "risk: adl overshoot"
+    # the clamp is conservative; this re-check is the guarantee (on the factor's own
+    # numerator, max(PnL, 0): a side that ends at -1 wei of PnL is at factor 0, not below it)
+    assert max(after.pnl_usd, 0) * convert(BPS, int256) >= convert(before.min_pnl_factor_after_adl_bps * after.pool_usd, int256), "risk: adl overshoot"
     log AutoDeleverage(
         key=staticcall perp.position_key(account, market, is_long),
         account=account,

@@ -197,7 +197,7 @@ def test_doc_example__adl__clamped_to_the_target(doc_env, funded_trader, keeper)
     f = 300
 
     def clamp_with(borrowing_fee: int) -> int:
-        margin_pool = pool * env.scale + borrowing_fee + 3 * env.scale + 10**12
+        margin_pool = pool * env.scale + borrowing_fee + 4 * env.scale + 10**12
         numerator = side_pnl * BPS - f * margin_pool
         fee_term = ceil_div(f * CFG["position_fee_bps"] * ADL_SIZE, BPS)
         return numerator * ADL_SIZE // (side_pnl * BPS - f * side_pnl + fee_term)
