@@ -86,6 +86,8 @@ FUNDING_BIAS: constant(int256) = 2**79  # signed snapshot stored biased
 #               | maintenance_margin_bps (16) | insurance_cut_bps (16)
 #               | max_pnl_factor_for_traders_bps (16) | liquidation_fee_bps (16)
 #               | min_collateral (40) | min_maintenance (40) | liquidation_fee (40) | status (8)
+#               | tier floor (8): k with 2**k <= the first tier's threshold, so smaller
+#               positions never read _risk (NO_TIERS when the table is empty)
 #               (the three USD amounts in micro-dollars)
 #   _config_b = max_open_interest_usd (112) | borrowing_factor (48) | funding_factor (48)
 #               | max_funding_rate (48)
@@ -102,6 +104,9 @@ A_MIN_COLLATERAL: constant(uint256) = 120
 A_MIN_MAINTENANCE: constant(uint256) = 160
 A_LIQ_FEE_USD: constant(uint256) = 200
 A_STATUS: constant(uint256) = 240
+A_TIER_FLOOR: constant(uint256) = 248
+NO_TIERS: constant(uint256) = 255  # a tier floor no size reaches (sizes stay below 2**128)
+MAX_THRESHOLD_BIT: constant(uint256) = 56
 B_MAX_OI: constant(uint256) = 0
 B_BORROWING: constant(uint256) = 112
 B_FUNDING: constant(uint256) = 160
@@ -743,7 +748,7 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
         | (c.min_collateral_usd // MICRO_USD << A_MIN_COLLATERAL)
         | (c.min_maintenance_usd // MICRO_USD << A_MIN_MAINTENANCE)
         | (r.liquidation_fee_usd // MICRO_USD << A_LIQ_FEE_USD)
-        | (self._config_a[market] >> A_STATUS << A_STATUS)
+        | (self._a(market, A_STATUS, 8) << A_STATUS)
     )
     config_b: uint256 = (
         (c.max_open_interest_usd << B_MAX_OI)
@@ -754,6 +759,7 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
     risk: uint256 = 0
     for i: uint256 in range(market_types.MAX_TIERS):
         risk |= ((r.tier_threshold_usd[i] // MICRO_USD) | (r.tier_maintenance_bps[i] << R_THRESHOLD_BITS)) << (i * R_TIER_BITS)
+    config_a |= self._tier_floor(r.tier_threshold_usd[0] // MICRO_USD) << A_TIER_FLOOR
     self._config_a[market] = config_a
     self._config_b[market] = config_b
     self._risk[market] = risk
@@ -969,6 +975,9 @@ def _maintenance(market: uint256, size_usd: uint256) -> uint256:
          rates increase; a zero threshold ends the table).
     """
     bps: uint256 = self._a(market, A_MAINTENANCE, BITS_BPS)
+    if size_usd // MICRO_USD < 1 << self._a(market, A_TIER_FLOOR, 8):
+        # below the first tier: the base rate, without reading the tier slot
+        return max(math.bps_of(size_usd, bps, True), self._usd(market, A_MIN_MAINTENANCE))
     risk: uint256 = self._risk[market]
     for i: uint256 in range(market_types.MAX_TIERS):
         tier: uint256 = (risk >> (i * R_TIER_BITS)) & ((1 << R_TIER_BITS) - 1)
@@ -982,10 +991,16 @@ def _maintenance(market: uint256, size_usd: uint256) -> uint256:
 @internal
 @view
 def _pnl_tokens(size_usd: uint256, size_tokens: uint256, price: uint256, is_long: bool) -> int256:
-    pnl: int256 = math.pnl_usd(size_usd, size_tokens, price, is_long)
-    if pnl >= 0:
-        return convert(self._to_tokens(convert(pnl, uint256), False), int256)  # profit rounds down
-    return -convert(self._to_tokens(convert(-pnl, uint256), True), int256)  # loss rounds up
+    return self._signed_tokens(math.pnl_usd(size_usd, size_tokens, price, is_long))
+
+
+@internal
+@view
+def _signed_tokens(wad: int256) -> int256:
+    # a gain to the position rounds down, a cost up (away from zero)
+    if wad >= 0:
+        return convert(self._to_tokens(convert(wad, uint256), False), int256)
+    return -convert(self._to_tokens(convert(-wad, uint256), True), int256)
 
 
 @internal
@@ -1319,21 +1334,20 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     market: uint256 = ref.market
     price: uint256 = self._close_price(market, ref.is_long, True)
     idx: Indices = self._accrue(market)
-    remaining: int256 = 0
-    maintenance: uint256 = 0
-    remaining, maintenance = self._health(pos, market, ref.is_long, price, idx)
-    if remaining >= convert(maintenance, int256):
+    v: market_types.PositionValues = self._values(pos, market, ref.is_long, price, idx)
+    if v.remaining >= convert(v.maintenance, int256):
         if must:
             self._fail("perp: position healthy")
         return False
 
-    # what a full close would leave, token units (the close fee included)
-    s: Settle = self._pending(pos, ref.is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(pos.size_usd, self._a(market, A_FEE, BITS_BPS), True), True)
-    s.pnl = self._pnl_tokens(pos.size_usd, pos.size_tokens, price, ref.is_long)
+    # what a full close would leave, token units, rounded as `_decrease` rounds each term:
+    # gains down, costs up (the close fee included)
+    close_fee: uint256 = self._to_tokens(v.close_fee, True)
     left: int256 = (
-        convert(pos.collateral, int256) + s.pnl + convert(s.funding_received, int256)
-        - convert(s.borrow_fee + s.position_fee + s.funding_paid, int256)
+        convert(pos.collateral, int256)
+        + self._signed_tokens(v.pnl)
+        + self._signed_tokens(v.funding)
+        - convert(self._to_tokens(v.borrowing_fee, True) + close_fee, int256)
     )
     # the liquidator's fee, a payout: rounded down
     fee: uint256 = self._to_tokens(
@@ -1351,7 +1365,7 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     # the fund's cut of what the pool keeps: the close fee (when collected) and the remainder
     cut: uint256 = 0
     if shortfall == 0:
-        cut = self._insurance_cut(market, s.position_fee + equity - from_position)
+        cut = self._insurance_cut(market, close_fee + equity - from_position)
     # the insurance fund tops the fee up first, then covers the shortfall, as far as it can
     from_insurance: uint256 = 0
     cover: uint256 = 0
@@ -1370,8 +1384,8 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
         price=price,
         size_usd=pos.size_usd,
         collateral=pos.collateral,
-        remaining=remaining,
-        maintenance=maintenance,
+        remaining=v.remaining,
+        maintenance=v.maintenance,
         fee=fee,
         fee_from_insurance=from_insurance,
         insurance_cut=cut,
@@ -1485,6 +1499,20 @@ def _b(market: uint256, offset: uint256, bits: uint256) -> uint256:
 def _usd(market: uint256, offset: uint256) -> uint256:
     # a USD amount of _config_a, stored in micro-dollars, as WAD
     return self._a(market, offset, BITS_MICRO_USD) * MICRO_USD
+
+
+@internal
+@pure
+def _tier_floor(threshold: uint256) -> uint256:
+    # the highest set bit of the first tier's threshold (micro-dollars), NO_TIERS for none
+    if threshold == 0:
+        return NO_TIERS
+    bit: uint256 = 0
+    for i: uint256 in range(1, MAX_THRESHOLD_BIT):
+        if threshold >> i == 0:
+            break
+        bit = i
+    return bit
 
 
 @internal
