@@ -43,6 +43,8 @@ struct Settlement:
     account_out: address
     amount_out: uint256
     reserved_delta: int256
+    credit_account: address
+    credit_amount: uint256
 
 interface IVault:
     def settle(s: Settlement): nonpayable
@@ -120,6 +122,8 @@ BITS_OI: constant(uint256) = 112
 BITS_RATE: constant(uint256) = 48
 MASK_RATES: constant(uint256) = 2**112 - 1  # _config_b without its rate factors
 MASK_BPS: constant(uint256) = 2**16 - 1
+MASK_BYTE: constant(uint256) = 2**8 - 1
+MASK_MICRO_USD: constant(uint256) = 2**40 - 1
 MASK_RATE: constant(uint256) = 2**48 - 1
 
 # packed market state
@@ -374,7 +378,7 @@ def increase_position(
     )
     # collateral bucket: + paid in - fees - funding paid + funding received; the pool
     # takes the fees and funding paid and fronts funding received, less the insurance cut
-    cut: uint256 = self._insurance_cut(market, s.position_fee)
+    cut: uint256 = self._insurance_cut(self._config_a[market], s.position_fee)
     fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
     self._settle(
         msg.sender,
@@ -385,6 +389,7 @@ def increase_position(
         empty(address),
         0,
         reserved_delta,
+        False,
     )
 
 
@@ -441,7 +446,8 @@ def liquidate(account: address, market: uint256, is_long: bool, fee_receiver: ad
     """
     @notice Close an unhealthy position (remaining value below its maintenance margin, by
             the same health function as every other check): anyone may call. The caller's
-            fee (liquidation_fee_usd + liquidation_fee_bps of size) goes to `fee_receiver`,
+            fee (liquidation_fee_usd + liquidation_fee_bps of size) is credited to
+            `fee_receiver` in the Vault (`Vault.claim` pays it out),
             paid from what remains and topped up by the insurance fund (then the pool) when
             too little remains; the insurance fund takes its cut of the rest and the pool
             keeps what is left. A shortfall is paid by the insurance fund first, then by
@@ -767,7 +773,7 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
     # the reserve follows the new factor at once
     reserved_delta: int256 = convert(self._reserved_tokens(market), int256) - convert(old_reserved, int256)
     if reserved_delta != 0:
-        self._settle(empty(address), 0, 0, 0, 0, empty(address), 0, reserved_delta)
+        self._settle(empty(address), 0, 0, 0, 0, empty(address), 0, reserved_delta, False)
 
 
 @external
@@ -892,8 +898,9 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
     if new.size_usd != old.size_usd:
         # the market's reserve in tokens before and after
         other: uint256 = self._oi[side ^ 1] & MASK_128
-        before: uint256 = self._reserve_tokens(market, (oi & MASK_128) + other)
-        reserved_delta = convert(self._reserve_tokens(market, usd + other), int256) - convert(before, int256)
+        factor: uint256 = self._a(market, A_RESERVE, BITS_BPS)
+        before: uint256 = self._reserve_of(factor, (oi & MASK_128) + other)
+        reserved_delta = convert(self._reserve_of(factor, usd + other), int256) - convert(before, int256)
 
     if new.size_usd == 0:
         self._pos_size[key] = 0
@@ -974,10 +981,12 @@ def _maintenance(market: uint256, size_usd: uint256) -> uint256:
          rate applies from size 0; each tier's rate from its threshold up (thresholds and
          rates increase; a zero threshold ends the table).
     """
-    bps: uint256 = self._a(market, A_MAINTENANCE, BITS_BPS)
-    if size_usd // MICRO_USD < 1 << self._a(market, A_TIER_FLOOR, 8):
+    config_a: uint256 = self._config_a[market]
+    bps: uint256 = (config_a >> A_MAINTENANCE) & MASK_BPS
+    floor_usd: uint256 = ((config_a >> A_MIN_MAINTENANCE) & MASK_MICRO_USD) * MICRO_USD
+    if size_usd // MICRO_USD < 1 << ((config_a >> A_TIER_FLOOR) & MASK_BYTE):
         # below the first tier: the base rate, without reading the tier slot
-        return max(math.bps_of(size_usd, bps, True), self._usd(market, A_MIN_MAINTENANCE))
+        return max(math.bps_of(size_usd, bps, True), floor_usd)
     risk: uint256 = self._risk[market]
     for i: uint256 in range(market_types.MAX_TIERS):
         tier: uint256 = (risk >> (i * R_TIER_BITS)) & ((1 << R_TIER_BITS) - 1)
@@ -985,7 +994,7 @@ def _maintenance(market: uint256, size_usd: uint256) -> uint256:
         if threshold == 0 or size_usd < threshold:
             break
         bps = tier >> R_THRESHOLD_BITS
-    return max(math.bps_of(size_usd, bps, True), self._usd(market, A_MIN_MAINTENANCE))
+    return max(math.bps_of(size_usd, bps, True), floor_usd)
 
 
 @internal
@@ -1058,14 +1067,14 @@ def _signed_mul_wad(x: uint256, y: int256) -> int256:
 @internal
 @view
 def _reserved_tokens(market: uint256) -> uint256:
-    return self._reserve_tokens(market, self._open_interest_usd(market))
+    return self._reserve_of(self._a(market, A_RESERVE, BITS_BPS), self._open_interest_usd(market))
 
 
 @internal
 @view
-def _reserve_tokens(market: uint256, open_interest_usd: uint256) -> uint256:
+def _reserve_of(reserve_factor_bps: uint256, open_interest_usd: uint256) -> uint256:
     # the market's share of the Vault's reserved amount: its reserve in tokens, rounded up
-    return self._to_tokens(math.bps_of(open_interest_usd, self._a(market, A_RESERVE, BITS_BPS), True), True)
+    return self._to_tokens(math.bps_of(open_interest_usd, reserve_factor_bps, True), True)
 
 
 @internal
@@ -1289,7 +1298,7 @@ def _decrease(
     # the insurance fund takes its cut of a fee actually collected, or covers a shortfall
     insurance_delta: int256 = 0
     if shortfall == 0:
-        insurance_delta = convert(self._insurance_cut(market, s.position_fee), int256)
+        insurance_delta = convert(self._insurance_cut(self._config_a[market], s.position_fee), int256)
     else:
         insurance_delta = -convert(self._cover(key, market, shortfall, staticcall vault.insurance_amount()), int256)
     log PositionUpdate(
@@ -1316,7 +1325,7 @@ def _decrease(
     # pays what goes out beyond that (or keeps what the position lost)
     collateral_change: int256 = convert(new.collateral, int256) - collateral
     pool_change: int256 = -convert(amount_out, int256) - collateral_change - insurance_delta
-    self._settle(empty(address), 0, pool_change, collateral_change, insurance_delta, receiver, amount_out, reserved_delta)
+    self._settle(empty(address), 0, pool_change, collateral_change, insurance_delta, receiver, amount_out, reserved_delta, False)
     return amount_out
 
 
@@ -1350,8 +1359,10 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
         - convert(self._to_tokens(v.borrowing_fee, True) + close_fee, int256)
     )
     # the liquidator's fee, a payout: rounded down
+    config_a: uint256 = self._config_a[market]
     fee: uint256 = self._to_tokens(
-        self._usd(market, A_LIQ_FEE_USD) + math.bps_of(pos.size_usd, self._a(market, A_LIQ_FEE_BPS, BITS_BPS), False),
+        ((config_a >> A_LIQ_FEE_USD) & MASK_MICRO_USD) * MICRO_USD
+        + math.bps_of(pos.size_usd, (config_a >> A_LIQ_FEE_BPS) & MASK_BPS, False),
         False,
     )
     equity: uint256 = 0
@@ -1365,7 +1376,7 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     # the fund's cut of what the pool keeps: the close fee (when collected) and the remainder
     cut: uint256 = 0
     if shortfall == 0:
-        cut = self._insurance_cut(market, close_fee + equity - from_position)
+        cut = self._insurance_cut(config_a, close_fee + equity - from_position)
     # the insurance fund tops the fee up first, then covers the shortfall, as far as it can
     from_insurance: uint256 = 0
     cover: uint256 = 0
@@ -1394,7 +1405,7 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     # the top-up and the cover; the pool keeps the rest (or pays what the fund could not)
     insurance_delta: int256 = convert(cut, int256) - convert(from_insurance + cover, int256)
     pool_delta: int256 = convert(pos.collateral, int256) - convert(fee, int256) - insurance_delta
-    self._settle(empty(address), 0, pool_delta, -convert(pos.collateral, int256), insurance_delta, fee_receiver, fee, reserved_delta)
+    self._settle(empty(address), 0, pool_delta, -convert(pos.collateral, int256), insurance_delta, fee_receiver, fee, reserved_delta, True)
     return True
 
 
@@ -1444,10 +1455,11 @@ def _close_price(market: uint256, is_long: bool, fresh: bool) -> uint256:
 
 
 @internal
-@view
-def _insurance_cut(market: uint256, amount: uint256) -> uint256:
-    # the insurance fund's cut, rounded down (the pool keeps the dust)
-    return math.bps_of(amount, self._a(market, A_INSURANCE_CUT, BITS_BPS), False)
+@pure
+def _insurance_cut(config_a: uint256, amount: uint256) -> uint256:
+    # the insurance fund's cut, rounded down (the pool keeps the dust); config_a: the
+    # market's settings word, which the caller has read
+    return math.bps_of(amount, (config_a >> A_INSURANCE_CUT) & MASK_BPS, False)
 
 
 # ---------------------------------------------------------------- internals: money
@@ -1463,20 +1475,29 @@ def _settle(
     account_out: address,
     amount_out: uint256,
     reserved_delta: int256,
+    credit: bool,
 ):
-    extcall vault.settle(
-        Settlement(
-            account_in=account_in,
-            amount_in=amount_in,
-            pool_delta=pool_delta,
-            collateral_delta=collateral_delta,
-            escrow_delta=0,
-            insurance_delta=insurance_delta,
-            account_out=account_out,
-            amount_out=amount_out,
-            reserved_delta=reserved_delta,
-        )
+    # `credit`: `amount_out` is owed to `account_out`, claimable from the Vault later
+    # (a keeper's fee: no token transfer to it, no control handed to it)
+    s: Settlement = Settlement(
+        account_in=account_in,
+        amount_in=amount_in,
+        pool_delta=pool_delta,
+        collateral_delta=collateral_delta,
+        escrow_delta=0,
+        insurance_delta=insurance_delta,
+        account_out=account_out,
+        amount_out=amount_out,
+        reserved_delta=reserved_delta,
+        credit_account=empty(address),
+        credit_amount=0,
     )
+    if credit:
+        s.credit_account = account_out
+        s.credit_amount = amount_out
+        s.account_out = empty(address)
+        s.amount_out = 0
+    extcall vault.settle(s)
 
 
 # ---------------------------------------------------------------- internals: config

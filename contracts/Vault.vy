@@ -9,6 +9,7 @@
         - collateral_amount  traders' position collateral
         - escrow_amount      collateral escrowed by pending orders
         - insurance_amount   the insurance fund (not part of LP value)
+        - claimable_amount   fees owed to keepers, each claims its own (`claim`)
         LPs `deposit` and `redeem` at the pool value that Perp reports through its
         `pool_value(maximize)` view; authorised protocol contracts (Perp, and any contract
         later split off from it) move money only through `settle`, whose flows must
@@ -20,7 +21,8 @@
 @custom:security One reentrancy lock covers every state-changing function. `pool_amount`
      is the only view readable while the lock is held, because Perp's `pool_value` reads
      it during `deposit`/`redeem`, before the Vault writes anything.
-     Buckets are packed two to a slot (pool | collateral, insurance | reserved), 128 bits
+     Buckets are packed two to a slot (pool | collateral, insurance | reserved,
+     escrow | claimable), 128 bits
      each; `settle` and deposits revert "vault: bucket overflow" beyond that.
 @custom:kill Set no controller (`set_controller(perp, False)`): trading stops settling,
      while LPs can still redeem what is not reserved.
@@ -64,6 +66,8 @@ struct Settlement:
     account_out: address  # receives `amount_out`
     amount_out: uint256  # token units paid out
     reserved_delta: int256  # change of the reserved amount, token units
+    credit_account: address  # is owed `credit_amount`, to `claim` later (a keeper's fee)
+    credit_amount: uint256  # token units
 
 # ---------------------------------------------------------------- storage
 
@@ -78,7 +82,8 @@ allowance: public(HashMap[address, HashMap[address, uint256]])
 # recorded buckets, token units, hand-packed in pairs that change together (see constants)
 _pool_collateral: uint256  # pool_amount | collateral_amount
 _insurance_reserved: uint256  # insurance_amount | reserved_amount
-escrow_amount: public(uint256)
+_escrow_claimable: uint256  # escrow_amount | claimable_amount
+claimable: public(HashMap[address, uint256])  # token units each account may `claim`
 
 # roles and settings
 admin: public(address)
@@ -112,14 +117,15 @@ event Redeem:
     fee: uint256  # token units kept by the pool
 
 event Settled:
-    # the deltas sum to amount_in - amount_out; who pulls and pays, and how much, shows in
-    # the token's Transfer logs (not repeated here: every trade pays for this event)
+    # the deltas sum to amount_in - amount_out - credited; who pulls and pays, and how much,
+    # shows in the token's Transfer logs (not repeated here: every trade pays for this event)
     controller: indexed(address)
     pool_delta: int256
     collateral_delta: int256
     escrow_delta: int256
     insurance_delta: int256
     reserved_delta: int256
+    credited: uint256  # token units owed to the credit account (see Settlement)
 
 event DepositorApproved:
     receiver: indexed(address)
@@ -128,6 +134,11 @@ event DepositorApproved:
 
 event InsuranceFunded:
     sender: indexed(address)
+    amount: uint256
+
+event Claimed:
+    account: indexed(address)
+    receiver: indexed(address)
     amount: uint256
 
 event InsuranceWithdrawn:
@@ -265,6 +276,23 @@ def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
 
 
 @external
+def claim(receiver: address) -> uint256:
+    """
+    @notice Pay the caller everything it is owed (keeper fees credited by `settle`) to
+            `receiver`. Never paused.
+    @return Token units paid.
+    """
+    assert receiver != empty(address), "vault: zero receiver"
+    amount: uint256 = self.claimable[msg.sender]
+    assert amount != 0, "vault: nothing to claim"
+    self.claimable[msg.sender] = 0
+    self._escrow_claimable -= amount << HALF  # the claimable total is the high half
+    log Claimed(account=msg.sender, receiver=receiver, amount=amount)
+    self._push(receiver, amount)
+    return amount
+
+
+@external
 def fund_insurance(amount: uint256):
     """
     @notice Add `amount` tokens of the caller's to the insurance fund.
@@ -283,23 +311,29 @@ def fund_insurance(amount: uint256):
 def settle(s: Settlement):
     """
     @notice Move money for a protocol contract in one balanced step: pull `amount_in`
-            from `account_in`, change the buckets, pay `amount_out` to `account_out`, and
-            move the reserved amount. The bucket deltas must add up to
-            amount_in - amount_out, so money is conserved; no bucket may go below zero. The
-            reserved amount moves by `reserved_delta`.
+            from `account_in`, change the buckets, pay `amount_out` to `account_out`, credit
+            `credit_amount` to `credit_account` (claimable later: a keeper's fee, paid
+            without handing it control), and move the reserved amount. The bucket deltas
+            must add up to amount_in - amount_out - credit_amount, so money is conserved;
+            no bucket may go below zero. The reserved amount moves by `reserved_delta`.
     @dev Only an authorised controller. Reads nothing from Perp, so a locked Perp can call it.
     """
     assert self.controllers[msg.sender], "vault: not controller"
     flow: int256 = convert(s.amount_in, int256) - convert(s.amount_out, int256)
+    flow -= convert(s.credit_amount, int256)
     assert s.pool_delta + s.collateral_delta + s.escrow_delta + s.insurance_delta == flow, "vault: unbalanced settlement"
+    assert s.credit_amount == 0 or s.credit_account != empty(address), "vault: zero account"
     assert s.amount_in == 0 or s.account_in != empty(address), "vault: zero account"
     assert s.amount_out == 0 or s.account_out != empty(address), "vault: zero account"
 
     if s.pool_delta != 0 or s.collateral_delta != 0:
         packed: uint256 = self._pool_collateral
         self._pool_collateral = self._apply(packed & MASK_128, s.pool_delta) | (self._apply(packed >> HALF, s.collateral_delta) << HALF)
-    if s.escrow_delta != 0:
-        self.escrow_amount = self._apply(self.escrow_amount, s.escrow_delta)
+    if s.escrow_delta != 0 or s.credit_amount != 0:
+        ec: uint256 = self._escrow_claimable
+        self._escrow_claimable = self._apply(ec & MASK_128, s.escrow_delta) | (self._apply(ec >> HALF, convert(s.credit_amount, int256)) << HALF)
+        if s.credit_amount != 0:
+            self.claimable[s.credit_account] += s.credit_amount
     old: uint256 = self._insurance_reserved
     new: uint256 = self._apply(old & MASK_128, s.insurance_delta) | (self._apply(old >> HALF, s.reserved_delta) << HALF)
     if new != old:
@@ -311,6 +345,7 @@ def settle(s: Settlement):
         escrow_delta=s.escrow_delta,
         insurance_delta=s.insurance_delta,
         reserved_delta=s.reserved_delta,
+        credited=s.credit_amount,
     )
 
     if s.amount_in != 0:
@@ -384,9 +419,28 @@ def share_price(maximize: bool) -> uint256:
 
 @view
 @external
+def escrow_amount() -> uint256:
+    """
+    @notice Collateral escrowed by pending orders, token units.
+    """
+    return self._escrow_claimable & MASK_128
+
+
+@view
+@external
+def claimable_amount() -> uint256:
+    """
+    @notice Fees owed to keepers and not yet claimed, token units (Σ `claimable`).
+    """
+    return self._escrow_claimable >> HALF
+
+
+@view
+@external
 def total_owed() -> uint256:
     """
-    @notice Everything the Vault owes: pool + collateral + escrow + insurance, token units.
+    @notice Everything the Vault owes: pool + collateral + escrow + insurance + claimable,
+            token units.
     """
     return self._total_owed()
 
@@ -584,7 +638,8 @@ def _pool_value(maximize: bool) -> uint256:
 @view
 def _total_owed() -> uint256:
     pc: uint256 = self._pool_collateral
-    return (pc & MASK_128) + (pc >> HALF) + self.escrow_amount + (self._insurance_reserved & MASK_128)
+    ec: uint256 = self._escrow_claimable
+    return (pc & MASK_128) + (pc >> HALF) + (ec & MASK_128) + (ec >> HALF) + (self._insurance_reserved & MASK_128)
 
 
 @internal

@@ -36,7 +36,9 @@ def measure(
 ) -> dict[str, int]:
     """Deploy a fresh protocol on the connected chain, warm it up and return gas per op
     (and, into `receipts` when given, each operation's receipt, for profiling)."""
-    deployer, keeper, lp, other_lp, trader, bg_long, bg_short, victim = (accounts[i] for i in range(8))
+    deployer, keeper, lp, other_lp, trader, bg_long, bg_short, victim, first_victim = (
+        accounts[i] for i in range(9)
+    )
     token = deploy_token(project, deployer)
     p = deploy_protocol(project, deployer, token, updaters=(keeper,), chain=chain)
     unit = 10 ** token.decimals()
@@ -54,7 +56,7 @@ def measure(
         return p.oracle.set_prices(list(markets), [price[m] for m in markets], chain.pending_timestamp, sender=keeper)
 
     funded = ((lp, 10_000_000), (other_lp, 100_000), (trader, 100_000), (bg_long, 100_000), (bg_short, 100_000),
-              (victim, 100_000), (keeper, 100))  # the keeper holds tokens: its fee is not a first write
+              (victim, 100_000), (first_victim, 100_000))
     for account, amount in funded:
         _fund(token, p.vault, account, amount * unit)
     gas: dict[str, int] = {}
@@ -101,16 +103,23 @@ def measure(
     kept["LP redeem"] = p.vault.redeem(100_000 * WAD, 0, lp, sender=lp)
     gas["LP redeem"] = kept["LP redeem"].gas_used
 
-    # a 20x long, then ETH -4 % in one push (the spread is on): below maintenance, above the
-    # keeper's fee, so the usual liquidation (no top-up, no bad debt)
-    tick()
-    p.perp.increase_position(eth, True, 500 * unit, 10_000 * WAD, 2**255, sender=victim)
+    # two 20x longs, then ETH -4 % in one push (the spread is on): below maintenance, above
+    # the keeper's fee, so the usual liquidation (no top-up, no bad debt). The keeper has
+    # liquidated before (its claimable fee balance is not a first write).
+    for account in (first_victim, victim):
+        tick()
+        p.perp.increase_position(eth, True, 500 * unit, 10_000 * WAD, 2**255, sender=account)
     price[eth] = price[eth] * 960 // 1000
     tick()
     p.oracle.set_prices([eth], [price[eth]], chain.pending_timestamp, sender=keeper)
     tick()
+    p.perp.liquidate(first_victim, eth, True, keeper, sender=keeper)
+    tick()
     kept["liquidate"] = p.perp.liquidate(victim, eth, True, keeper, sender=keeper)
     gas["liquidate"] = kept["liquidate"].gas_used
+    tick()
+    kept["keeper claim"] = p.vault.claim(keeper, sender=keeper)
+    gas["keeper claim"] = kept["keeper claim"].gas_used
     return gas
 
 

@@ -574,6 +574,8 @@ def state_of(env: Any, accounts: tuple[Any, ...]) -> dict[str, Any]:
         "balances": [env.token.balanceOf(a) for a in accounts] + [env.token.balanceOf(vault)],
         "risk": [tuple(env.configurator.risk_configs(m)) for m in markets],
         "insurance": (vault.insurance_amount(), perp.bad_debt_total()),
+        # keeper fees credited in the Vault: the bucket and each account's balance
+        "claimable": (vault.claimable_amount(), [vault.claimable(a) for a in accounts]),
         "admin": (
             env.configurator.admin(),
             env.configurator.pending_admin(),

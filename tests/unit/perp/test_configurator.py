@@ -81,6 +81,12 @@ def from_contract(tx, event, contract) -> list:
     return [log for log in tx.decode_logs(event) if log.contract_address == contract.address]
 
 
+def tier_floor(first_threshold_micro_usd: int) -> int:
+    """The highest set bit of the first tier's threshold (255 = no tiers): positions below
+    2**floor micro-dollars never read the tier slot."""
+    return 255 if first_threshold_micro_usd == 0 else first_threshold_micro_usd.bit_length() - 1
+
+
 def packed(c: dict, r: dict, status: int = 0) -> tuple[int, int, int]:
     """Perp's packed words (_config_a, _config_b, _risk), per the layout in Perp.vy."""
     a = (
@@ -95,6 +101,7 @@ def packed(c: dict, r: dict, status: int = 0) -> tuple[int, int, int]:
         | c["min_maintenance_usd"] // MICRO_USD << 160
         | r["liquidation_fee_usd"] // MICRO_USD << 200
         | status << 240
+        | tier_floor(r["tier_threshold_usd"][0] // MICRO_USD) << 248
     )
     b = (
         c["max_open_interest_usd"]

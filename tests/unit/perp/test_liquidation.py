@@ -22,7 +22,9 @@ and a $30M pool, so positions up to $20M fit the reserve. The model restates Per
     fund               insurance + cut;  from_insurance = min(topup, fund)
     cover              min(shortfall, fund - from_insurance)       (the LPs pay shortfall - cover)
     buckets            insurance += cut - from_insurance - cover; collateral -= collateral;
-                       pool += collateral - fee - (cut - from_insurance - cover)
+                       pool += collateral - fee - (cut - from_insurance - cover);
+                       claimable += fee (credited to the fee receiver in the Vault, to
+                       `claim` later: no token moves)
     bad_debt_total     += shortfall - cover
 
 Time is pinned: a price is pushed at `ts` and the liquidation mined at `ts`, so the model
@@ -307,6 +309,8 @@ def snapshot(env, receiver) -> dict:
         "buckets": buckets(env.vault),
         "receiver": env.token.balanceOf(receiver),
         "vault": env.token.balanceOf(env.vault),
+        "claimable": env.vault.claimable(receiver),
+        "claimable_total": env.vault.claimable_amount(),
         "bad_debt": env.perp.bad_debt_total(),
         "reserved": env.vault.reserved_amount(),
         "open_interest": sum(env.perp.open_interest(env.eth, side)[0] for side in (True, False)),
@@ -342,8 +346,15 @@ def expect_liquidation(env, tx, liq: Liq, account, is_long, receiver, before) ->
     assert buckets(vault) == (
         pool + liq.pool_delta, collateral - liq.collateral, escrow, insurance + liq.insurance_delta
     )
-    assert env.token.balanceOf(receiver) == before["receiver"] + liq.fee
-    assert env.token.balanceOf(vault) == before["vault"] - liq.fee
+    # the fee is credited in the Vault, not transferred: no token moves
+    assert env.token.balanceOf(receiver) == before["receiver"]
+    assert env.token.balanceOf(vault) == before["vault"]
+    assert vault.claimable(receiver) == before["claimable"] + liq.fee
+    assert vault.claimable_amount() == before["claimable_total"] + liq.fee
+    [settled] = tx.decode_logs(vault.Settled)
+    assert settled.credited == liq.fee
+    assert (settled.pool_delta, settled.insurance_delta) == (liq.pool_delta, liq.insurance_delta)
+    assert settled.collateral_delta == -liq.collateral
     assert perp.bad_debt_total() == before["bad_debt"] + liq.from_lps
     assert tuple(perp.get_position(account, env.eth, is_long))[:3] == (0, 0, 0)
     oi = before["open_interest"]

@@ -250,14 +250,24 @@ def test_liquidate__own_position__owner_gets_the_keeper_fee_and_nothing_more(
 
     tx = liquidate(env, alice, True, alice)
 
+    # the fee is credited to the owner in the Vault: her tokens do not move (checked in
+    # expect_liquidation), what she can claim grows by exactly the fee
     expect_liquidation(env, tx, liq, alice, True, alice, before)
-    assert env.token.balanceOf(alice) - before["receiver"] == liq.fee == fee
+    claimable = env.vault.claimable(alice) - before["claimable"]
+    assert claimable == liq.fee == fee
     if equity == "above_fee":
-        assert liq.fee < close_paid  # the rest of the equity goes to the pool and the fund
+        assert claimable < close_paid  # the rest of the equity goes to the pool and the fund
         assert liq.pool_delta + liq.insurance_delta == pos.collateral - fee
     else:
         # the fund tops the fee up: the owner's gain over a close is less than the fee
-        assert close_paid < fee and liq.from_insurance == fee - close_paid
+        assert close_paid < claimable and liq.from_insurance == fee - close_paid
+    # and claiming pays her that, nothing more
+    pin(env)
+    assert env.vault.claim(alice, sender=alice).return_value == fee
+    assert env.token.balanceOf(alice) - before["receiver"] == fee
+    assert env.vault.claimable(alice) == before["claimable"] == 0
+    assert env.vault.claimable_amount() == before["claimable_total"]
+    assert env.vault.is_solvent()
 
 
 # ---------------------------------------------------------------- funding beyond collateral
@@ -389,7 +399,12 @@ def test_liquidate_batch__a_mix__liquidates_exactly_the_unhealthy_and_skips_the_
         escrow,
         fund + liq_a.insurance_delta + liq_c.insurance_delta,
     )
-    assert env.token.balanceOf(liquidator) == before["receiver"] + liq_a.fee + liq_c.fee
+    # both fees are credited to the receiver in the Vault, one settlement each; no token moves
+    assert env.token.balanceOf(liquidator) == before["receiver"]
+    assert env.token.balanceOf(env.vault) == before["vault"]
+    assert env.vault.claimable(liquidator) == before["claimable"] + liq_a.fee + liq_c.fee
+    assert env.vault.claimable_amount() == before["claimable_total"] + liq_a.fee + liq_c.fee
+    assert [s.credited for s in tx.decode_logs(env.vault.Settled)] == [liq_a.fee, liq_c.fee]
     assert Position.of(perp.get_position(bob, env.eth, True)) == b
     for account in (alice, carol):
         assert perp.get_position(account, env.eth, True).size_usd == 0

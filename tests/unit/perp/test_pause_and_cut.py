@@ -3,8 +3,9 @@
 Pause: the admin or the pauser stops opening and increasing positions in Perp ("perp:
 paused") and LP deposits in the Vault ("vault: paused"). Nothing that takes risk off is ever
 paused: closing, partial decreases, collateral withdrawals (while healthy), adding
-collateral, liquidation and LP redemption all go through, with the amounts of helpers.py's
-model. (ADL while paused is tested with the RiskEngine.)
+collateral, liquidation (its keeper fee credited in the Vault, claimable while paused) and
+LP redemption all go through, with the amounts of helpers.py's model. (ADL while paused is
+tested with the RiskEngine.)
 
 Insurance cut (a protocol with params.RISK_CONFIG, insurance_cut_bps = 10 %): on every
 open, increase, partial decrease and close the fund takes floor(position_fee * cut / 10_000)
@@ -314,6 +315,7 @@ def test_liquidate__paused__unhealthy_position_liquidated_fee_to_receiver(
     assert env.perp.is_liquidatable(funded_trader, env.eth, True)
     pool, collateral, escrow, insurance = buckets(env.vault)
     receiver_tokens = env.token.balanceOf(liquidator)
+    claimable, claimable_total = env.vault.claimable(liquidator), env.vault.claimable_amount()
 
     tx = env.perp.liquidate(funded_trader, env.eth, True, liquidator, sender=liquidator)
 
@@ -334,7 +336,18 @@ def test_liquidate__paused__unhealthy_position_liquidated_fee_to_receiver(
     assert env.perp.get_position(funded_trader, env.eth, True).size_usd == 0
     pool += pos.collateral - fee
     assert buckets(env.vault) == (pool, collateral - pos.collateral, escrow, insurance)
-    assert env.token.balanceOf(liquidator) == receiver_tokens + fee
+    # the fee is credited in the Vault, not transferred
+    assert env.token.balanceOf(liquidator) == receiver_tokens
+    assert env.vault.claimable(liquidator) == claimable + fee
+    assert env.vault.claimable_amount() == claimable_total + fee
+    assert env.vault.is_solvent()
+    # claiming is never paused: the liquidator collects its fee while the Vault is paused
+    assert env.vault.paused()
+    pin(env)
+    assert env.vault.claim(liquidator, sender=liquidator).return_value == claimable + fee
+    assert env.token.balanceOf(liquidator) == receiver_tokens + claimable + fee
+    assert env.vault.claimable(liquidator) == 0
+    assert env.vault.claimable_amount() == claimable_total - claimable
     assert env.vault.is_solvent()
 
 

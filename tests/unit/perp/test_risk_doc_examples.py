@@ -84,6 +84,7 @@ def test_doc_example__liquidation__keeper_fee_cut_and_pool(doc_env, funded_trade
     assert values.remaining < values.maintenance and values.remaining // WAD == 46
 
     before = (env.vault.pool_amount(), env.vault.insurance_amount(), env.token.balanceOf(keeper))
+    credited = (env.vault.claimable(keeper), env.vault.claimable_amount())
     tx = env.perp.liquidate(funded_trader, eth, True, keeper, sender=keeper)
     pnl, close_fee = _close_at(env, 2_870 * WAD)
     borrow = _borrow_fee_tokens(env, SIZE, 2, pool_at_open)
@@ -98,7 +99,14 @@ def test_doc_example__liquidation__keeper_fee_cut_and_pool(doc_env, funded_trade
     assert (log.fee, log.fee_from_insurance, log.insurance_cut) == (fee, 0, cut)
     assert env.vault.pool_amount() - before[0] == env.usd(490) - fee - cut == 478_033334
     assert env.vault.insurance_amount() - before[1] == cut
-    assert env.token.balanceOf(keeper) - before[2] == fee
+    # "the keeper can claim $7": credited in the Vault, no transfer until it claims
+    assert env.token.balanceOf(keeper) == before[2]
+    assert env.vault.claimable(keeper) - credited[0] == fee
+    assert env.vault.claimable_amount() - credited[1] == fee
+    pin(env, t + 3)
+    assert env.vault.claim(keeper, sender=keeper).return_value == credited[0] + fee
+    assert env.token.balanceOf(keeper) - before[2] == credited[0] + fee
+    assert env.vault.claimable_amount() == credited[1] - credited[0]
     assert open_fee - open_fee // 10 == env.usd(9)  # what the pool kept of the open fee
 
 
@@ -116,6 +124,7 @@ def test_doc_example__bad_debt__insurance_first_then_lps(doc_env, funded_trader,
     env.oracle.set_prices([eth], [2_800 * WAD], t + 1, sender=keeper)
     pin(env, t + 2)
     before = (env.vault.pool_amount(), env.perp.bad_debt_total(), env.token.balanceOf(keeper))
+    credited = (env.vault.claimable(keeper), env.vault.claimable_amount())
     if by_keeper:
         tx = env.perp.liquidate(funded_trader, eth, True, keeper, sender=keeper)
     else:
@@ -131,9 +140,12 @@ def test_doc_example__bad_debt__insurance_first_then_lps(doc_env, funded_trader,
     assert (bad.shortfall, bad.from_insurance, bad.from_lps) == (shortfall, cover, shortfall - cover)
     if by_keeper:
         assert (cover, shortfall - cover) == (env.usd(44), 142_666673)
-        assert env.token.balanceOf(keeper) - before[2] == fee
     else:
         assert (cover, shortfall - cover) == (env.usd(51), 135_666673)
+    # the keeper's fee (none on the trader's own close) is credited in the Vault, not paid
+    assert env.token.balanceOf(keeper) == before[2]
+    assert env.vault.claimable(keeper) - credited[0] == fee
+    assert env.vault.claimable_amount() - credited[1] == fee
     assert env.perp.bad_debt_total() - before[1] == shortfall - cover
     assert env.vault.insurance_amount() == fund - from_insurance - cover
     assert env.vault.pool_amount() - before[0] == env.usd(490) + cover

@@ -491,6 +491,7 @@ def test_liquidate__settled__at_settlement_price_with_stale_oracle(
     refused(env, "perp: position healthy", liquidate, *args, sender=liquidator, others=others)
     pool, collateral, escrow, insurance = buckets(env.vault)
     receiver_tokens = env.token.balanceOf(liquidator)
+    claimable, claimable_total = env.vault.claimable(liquidator), env.vault.claimable_amount()
 
     tx = env.perp.liquidate(funded_trader, env.eth, True, liquidator, sender=liquidator)
 
@@ -512,7 +513,10 @@ def test_liquidate__settled__at_settlement_price_with_stale_oracle(
     assert env.perp.get_position(funded_trader, env.eth, True).size_usd == 0
     pool += pos.collateral - fee
     assert buckets(env.vault) == (pool, collateral - pos.collateral, escrow, insurance)
-    assert env.token.balanceOf(liquidator) == receiver_tokens + fee
+    # the fee is credited in the Vault, not transferred
+    assert env.token.balanceOf(liquidator) == receiver_tokens
+    assert env.vault.claimable(liquidator) == claimable + fee
+    assert env.vault.claimable_amount() == claimable_total + fee
     assert env.vault.is_solvent()
 
 

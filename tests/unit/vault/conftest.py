@@ -204,6 +204,7 @@ VAULT_VIEWS = (
     "collateral_amount",
     "escrow_amount",
     "insurance_amount",
+    "claimable_amount",
     "reserved_amount",
     "admin",
     "pending_admin",
@@ -215,9 +216,10 @@ VAULT_VIEWS = (
 
 
 def vault_state(chain, vault, token, accounts, allowances=()) -> dict:
-    """Supply, buckets, reserved amount, settings, the Vault's token balance and dead
-    shares, each account's shares, tokens, cooldown start and controller flag, and the
-    given (owner, spender) share allowances, read in one batch."""
+    """Supply, buckets (claimable included), reserved amount, settings, the Vault's token
+    balance and dead shares, each account's shares, tokens, cooldown start, controller flag
+    and claimable balance, and the given (owner, spender) share allowances, read in one
+    batch."""
     calls = [(vault, name, ()) for name in VAULT_VIEWS]
     labels = list(VAULT_VIEWS)
     calls += [(token, "balanceOf", (vault.address,)), (vault, "balanceOf", (DEAD,))]
@@ -228,8 +230,10 @@ def vault_state(chain, vault, token, accounts, allowances=()) -> dict:
             (token, "balanceOf", (who.address,)),
             (vault, "last_deposit_at", (who.address,)),
             (vault, "controllers", (who.address,)),
+            (vault, "claimable", (who.address,)),
         ]
         labels += [f"{who} shares", f"{who} tokens", f"{who} cooldown start", f"{who} controller"]
+        labels += [f"{who} claimable"]
     for owner, spender in allowances:
         calls.append((vault, "allowance", (owner.address, spender.address)))
         labels.append(f"allowance {owner} -> {spender}")
@@ -289,6 +293,8 @@ def settle(vault, controller):
             "account_out": ZERO,
             "amount_out": 0,
             "reserved_delta": 0,
+            "credit_account": ZERO,
+            "credit_amount": 0,
         }
         s.update(fields)
         s = {k: (v.address if hasattr(v, "address") else v) for k, v in s.items()}

@@ -11,6 +11,7 @@ def owed(vault):
         + vault.collateral_amount()
         + vault.escrow_amount()
         + vault.insurance_amount()
+        + vault.claimable_amount()
     )
 
 
@@ -92,7 +93,9 @@ def test_donation__balance_above_owed__still_solvent(vault, token, lp, attacker,
 
 OPS = st.lists(
     st.tuples(
-        st.sampled_from(["deposit", "redeem", "open", "close", "insurance", "escrow"]),
+        st.sampled_from(
+            ["deposit", "redeem", "open", "close", "insurance", "escrow", "credit", "claim"]
+        ),
         st.integers(1, 10_000),  # size, in whole-ish tokens
         st.integers(-5_000, 5_000),  # pnl in bps of the collateral, for "close"
     ),
@@ -104,7 +107,7 @@ OPS = st.lists(
 @settings(max_examples=10, deadline=None)
 @given(ops=OPS)
 def test_property__balance_always_equals_owed(
-    vault, token, deployer, lp, other_lp, trader, controller, chain, unit, model, ops
+    vault, token, deployer, lp, other_lp, trader, controller, keeper, chain, unit, model, ops
 ):
     """Every flow moves the token balance and the buckets by the same amount."""
     zero = model.ZERO
@@ -127,18 +130,27 @@ def test_property__balance_always_equals_owed(
                     vault.redeem(shares, 0, lp, sender=lp)
             elif op == "open":
                 vault.settle(
-                    (trader, amount, 0, amount, 0, 0, zero, 0, amount * 3), sender=controller
+                    (trader, amount, 0, amount, 0, 0, zero, 0, amount * 3, zero, 0), sender=controller
                 )
             elif op == "close":
                 collateral = vault.collateral_amount()
                 pnl = max(-collateral, min(collateral * pnl_bps // 10_000, vault.pool_amount()))
                 vault.settle(
-                    (zero, 0, -pnl, -collateral, 0, 0, trader, collateral + pnl, 0),
+                    (zero, 0, -pnl, -collateral, 0, 0, trader, collateral + pnl, 0, zero, 0),
                     sender=controller,
                 )
             elif op == "insurance":
                 vault.fund_insurance(amount, sender=trader)
+            elif op == "credit":  # a keeper's fee out of a position's collateral
+                fee = min(amount, vault.collateral_amount())
+                vault.settle((zero, 0, 0, -fee, 0, 0, zero, 0, 0, keeper, fee), sender=controller)
+            elif op == "claim":
+                if vault.claimable(keeper) == 0:
+                    continue
+                vault.claim(keeper, sender=keeper)
             else:
-                vault.settle((trader, amount, 0, 0, amount, 0, zero, 0, 0), sender=controller)
+                vault.settle(
+                    (trader, amount, 0, 0, amount, 0, zero, 0, 0, zero, 0), sender=controller
+                )
             assert token.balanceOf(vault) == vault.total_owed() == owed(vault)
             assert vault.is_solvent()

@@ -22,6 +22,8 @@ def settlement(**fields):
         "account_out": "0x0000000000000000000000000000000000000000",
         "amount_out": 0,
         "reserved_delta": 0,
+        "credit_account": "0x0000000000000000000000000000000000000000",
+        "credit_amount": 0,
     }
     s.update({k: getattr(v, "address", v) for k, v in fields.items()})
     return s
