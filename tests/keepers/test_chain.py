@@ -1,0 +1,101 @@
+"""The shared chain client against a real Anvil: connecting, refusing a wrong chain or a
+stale deployment file with a clear message, reading, and simulate-then-send."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from keepers.chain import Chain, ChainError
+from keepers.settings import SettingsError, load_settings
+
+from conftest import KEEPER_KEY
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_chain__deployed_protocol__connects_with_every_contract(settings, log, metrics, protocol, keeper_account):
+    chain = Chain(settings, log, metrics)
+    assert chain.account.address == keeper_account.address
+    assert chain.perp.address == protocol.perp.address
+    assert chain.oracle.address == protocol.oracle.address
+    assert {"Perp", "Vault", "Oracle", "Configurator", "RiskEngine", "PerpReader", "Token"} <= set(chain.contracts)
+    assert chain.head() >= protocol.deploy_block
+    assert metrics.get("last_block") == chain.head()
+    assert chain.call(chain.perp.functions.is_market(protocol.markets["ETH"]))
+
+
+def test_chain__wrong_chain_id__refused_with_both_ids(settings, log, metrics):
+    bad = settings.model_copy(update={"chain_id": 5})
+    with pytest.raises(ChainError, match="chain 31337, the settings expect 5"):
+        Chain(bad, log, metrics)
+
+
+def test_chain__deployment_of_another_chain__refused(settings, log, metrics, tmp_path):
+    data = json.loads(settings.deployment.read_text())
+    data["chain_id"] = 11155111
+    other = tmp_path / "sepolia.json"
+    other.write_text(json.dumps(data))
+    with pytest.raises(ChainError, match="is for chain 11155111"):
+        Chain(settings.model_copy(update={"deployment": other}), log, metrics)
+
+
+def test_chain__deployment_without_code__refused_as_stale(settings, log, metrics, tmp_path):
+    data = json.loads(settings.deployment.read_text())
+    data["contracts"]["Perp"] = "0x000000000000000000000000000000000000dEaD"
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps(data))
+    with pytest.raises(ChainError, match="does not match this chain"):
+        Chain(settings.model_copy(update={"deployment": stale}), log, metrics)
+
+
+def test_chain__missing_deployment__refused(settings, log, metrics, tmp_path):
+    with pytest.raises(ChainError, match="no deployment file"):
+        Chain(settings.model_copy(update={"deployment": tmp_path / "none.json"}), log, metrics)
+
+
+def test_chain__unreachable_rpc__refused_after_retries(settings, log, metrics):
+    dead = f"http://127.0.0.1:{_free_port()}"
+    bad = settings.model_copy(update={"rpc_urls": [dead], "rpc_retries": 1})
+    with pytest.raises(ChainError, match="no RPC answers"):
+        Chain(bad, log, metrics)
+    assert metrics.get("rpc_errors") == 2
+
+
+def test_chain__dead_first_url__falls_back_to_the_second(settings, log, metrics, rpc_url):
+    dead = f"http://127.0.0.1:{_free_port()}"
+    chain = Chain(settings.model_copy(update={"rpc_urls": [dead, rpc_url]}), log, metrics)
+    assert chain.url == rpc_url and chain.chain_id == 31337
+    assert metrics.get("rpc_errors") == 1
+
+
+def test_send__price_push__mined_and_logged(settings, log, metrics, protocol, chain):
+    client = Chain(settings, log, metrics)
+    eth = protocol.markets["ETH"]
+    now = client.timestamp()
+    fn = client.oracle.functions.set_prices([eth], [3_001 * 10**18], now + 1)
+    sent = client.send(fn, "push")
+    assert sent.status == 1 and sent.tx_hash and sent.gas_used > 0
+    assert protocol.oracle.price_data(eth).price == 3_001 * 10**18
+
+
+def test_send__refused_by_simulation__not_sent_with_the_reason(settings, log, metrics, protocol):
+    client = Chain(settings, log, metrics)
+    eth = protocol.markets["ETH"]
+    stored = protocol.oracle.price_timestamp(eth)
+    nonce_before = client.w3.eth.get_transaction_count(client.account.address)
+    sent = client.send(client.oracle.functions.set_prices([eth], [3_000 * 10**18], stored), "push")
+    assert sent.status == -1 and sent.tx_hash is None and "oracle:" in sent.reason
+    assert client.w3.eth.get_transaction_count(client.account.address) == nonce_before
+
+
+def test_settings__no_key_off_a_local_chain__refused():
+    with pytest.raises(SettingsError, match="private_key or key_file is required"):
+        load_settings().key(11155111)
+    assert load_settings(private_key=KEEPER_KEY).key(11155111) == KEEPER_KEY
