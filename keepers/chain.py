@@ -143,9 +143,11 @@ class Chain:
     # ------------------------------------------------------------ writes
 
     def simulate(self, fn: Any) -> str | None:
-        """None when `fn` would succeed now, else the revert reason."""
+        """None when `fn` would succeed in the next block, else the revert reason. Runs
+        against the pending block, so time-dependent checks see the time the transaction
+        will be mined at (a pinned next timestamp on a devnet included)."""
         try:
-            self.retry(lambda: fn.call({"from": self.account.address}))
+            self.retry(lambda: fn.call({"from": self.account.address}, block_identifier="pending"))
             return None
         except ContractLogicError as exc:
             return str(exc.message or exc)
@@ -160,7 +162,12 @@ class Chain:
         if reason is not None:
             self.log("skip", action=label, reason=reason, **fields)
             return Sent(label, None, -1, reason=reason)
-        gas = self.retry(lambda: fn.estimate_gas({"from": self.account.address})) * GAS_MARGIN_BPS // 10_000
+        try:
+            estimate = self.retry(lambda: fn.estimate_gas({"from": self.account.address}, block_identifier="pending"))
+        except (ContractLogicError, Web3RPCError) as exc:  # the state moved since the simulation
+            self.log("skip", action=label, reason=str(exc), **fields)
+            return Sent(label, None, -1, reason=str(exc))
+        gas = estimate * GAS_MARGIN_BPS // 10_000
         nonce = self._take_nonce()
         max_fee, tip = self._fees()
         deadline = time.monotonic() + self.settings.receipt_timeout_s

@@ -28,12 +28,9 @@ def build_keepers(command: str, chain: Chain, settings: KeeperSettings, log: Log
     """The keeper objects one command runs (imported lazily: each has its own module)."""
     keepers: list[Any] = []
     if command in ("prices", "all"):
-        from keepers.pusher import PricePusher, build_source
+        from keepers.pusher import PricePusher
 
-        markets = dict(chain.deployment.markets)
-        source = build_source(settings, markets, chain, check=False)
-        check = build_source(settings, markets, chain, check=True)
-        keepers.append(PricePusher(chain, settings, log, metrics, source, check))
+        keepers.append(PricePusher.from_settings(chain, settings, log, metrics))
     if command in ("liquidator", "all"):
         from keepers.liquidator import Liquidator
 
