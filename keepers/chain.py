@@ -185,7 +185,7 @@ class Chain:
             )
             signed = self.account.sign_transaction(tx)
             try:
-                tx_hash = self.retry(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction)).hex()
+                tx_hash = Web3.to_hex(self.retry(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction)))
                 hashes.append(tx_hash)
                 self.log("sent", action=label, tx=tx_hash, nonce=nonce, max_fee=max_fee, gas=gas, **fields)
             except Web3RPCError as exc:
@@ -196,7 +196,7 @@ class Chain:
                 # a replacement refused (e.g. the original just got mined): keep waiting
             receipt = self._wait(hashes, min(self.settings.stuck_after_s, max(deadline - time.monotonic(), 0.1)))
             if receipt is not None:
-                sent = Sent(label, receipt["transactionHash"].hex(), int(receipt["status"]),
+                sent = Sent(label, Web3.to_hex(receipt["transactionHash"]), int(receipt["status"]),
                             int(receipt["gasUsed"]), int(receipt["blockNumber"]))
                 self.log("mined", action=label, tx=sent.tx_hash, status=sent.status, gas_used=sent.gas_used,
                          block=sent.block, **fields)
