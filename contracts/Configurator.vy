@@ -429,6 +429,10 @@ def _check_risk(c: market_types.MarketConfig, r: market_types.RiskConfig):
         previous_bps = bps
     assert r.liquidation_fee_usd <= MAX_LIQUIDATION_FEE_USD and r.liquidation_fee_usd % MICRO_USD == 0, "config: bad liquidation fee"
     assert r.liquidation_fee_bps <= MAX_LIQUIDATION_FEE_BPS, "config: bad liquidation fee"
+    # the fee must be payable out of the margin a position has when it becomes liquidatable
+    # (at most half of the smallest maintenance): otherwise a pair of opposite positions
+    # could farm the fund's and the pool's top-ups by liquidating one of them
+    assert r.liquidation_fee_bps * 2 <= c.maintenance_margin_bps and r.liquidation_fee_usd * 2 <= c.min_maintenance_usd, "config: liquidation fee above half the maintenance"
     assert r.insurance_cut_bps <= MAX_INSURANCE_CUT_BPS, "config: bad insurance cut"
     assert r.max_pnl_factor_for_traders_bps != 0 and r.max_pnl_factor_for_traders_bps <= MAX_PNL_FACTOR_BPS, "config: bad pnl factor"
     assert r.max_pnl_factor_for_adl_bps <= MAX_PNL_FACTOR_BPS, "config: bad pnl factor"

@@ -65,7 +65,7 @@ MICRO_USD: constant(uint256) = 10**12  # WAD per micro-dollar: USD settings are 
 DEFAULT_MAX_PNL_FACTOR_BPS: constant(uint256) = 9_000  # trader profit in pool value
 MAX_BATCH: constant(uint256) = 64  # positions per liquidation batch
 
-# market status (top byte of _config_a)
+# market status (bits 240-247 of _config_a)
 ACTIVE: constant(uint256) = 0
 CLOSE_ONLY: constant(uint256) = 1  # wind-down: no new exposure
 SETTLED: constant(uint256) = 2  # wind-down: every close uses the settlement price
@@ -192,7 +192,7 @@ deleverager: public(address)  # the contract allowed to run ADL closes (RiskEngi
 markets: public(DynArray[uint256, MAX_MARKETS])
 _config_a: HashMap[uint256, uint256]  # packed: leverage, fees, factors, USD floors, status
 _config_b: HashMap[uint256, uint256]  # packed: max open interest, rate factors
-_risk: HashMap[uint256, uint256]  # packed: maintenance tiers, ADL factors
+_risk: HashMap[uint256, uint256]  # packed: maintenance tiers
 
 
 # per market, packed (see the constants):
@@ -239,7 +239,8 @@ event Liquidation:
     remaining: int256  # WAD USD: the health function's remaining value
     maintenance: uint256  # WAD USD
     fee: uint256  # token units paid to fee_receiver
-    fee_from_insurance: uint256  # token units of the fee the position could not pay
+    fee_from_insurance: uint256  # token units of the fee the insurance fund paid (the pool
+    # paid the rest of what the position could not: fee - what it had left - this)
     insurance_cut: uint256  # token units
 
 event BadDebt:
@@ -331,9 +332,8 @@ def increase_position(
         else:
             if price < acceptable_price:
                 self._fail("perp: price not acceptable")
-    else:
-        # adding collateral only reduces risk: it may use the fallback price
-        price = self._close_price(market, is_long, False)
+    # adding collateral alone needs no price (none is used): it works even when every price
+    # source is down, and the event logs price 0
 
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
@@ -346,7 +346,7 @@ def increase_position(
 
     new: market_types.Position = market_types.Position(
         size_usd=pos.size_usd + size_delta,
-        size_tokens=pos.size_tokens + self._tokens_for(size_delta, price, is_long),
+        size_tokens=pos.size_tokens + (self._tokens_for(size_delta, price, is_long) if size_delta != 0 else 0),
         collateral=gross - owed,
         borrow_index=idx.borrow,
         funding_index=idx.funding_long if is_long else idx.funding_short,
@@ -438,7 +438,7 @@ def decrease_position(
         else:
             if price > acceptable_price:
                 self._fail("perp: price not acceptable")
-    return self._decrease(key, msg.sender, market, is_long, pos, collateral_delta, size_delta, price, receiver)
+    return self._decrease(key, msg.sender, market, is_long, pos, collateral_delta, size_delta, price, receiver, True)
 
 
 @external
@@ -490,7 +490,7 @@ def settle_position(account: address, market: uint256, is_long: bool) -> uint256
     pos: market_types.Position = self._load(key)
     if pos.size_usd == 0:
         self._fail("perp: no position")
-    return self._decrease(key, account, market, is_long, pos, 0, pos.size_usd, self.settlement_price[market], account)
+    return self._decrease(key, account, market, is_long, pos, 0, pos.size_usd, self.settlement_price[market], account, True)
 
 
 @external
@@ -509,7 +509,7 @@ def adl_decrease(account: address, market: uint256, is_long: bool, size_delta: u
         self._fail("perp: no position")
     if size_delta == 0 or size_delta > pos.size_usd:
         self._fail("perp: bad size")
-    return self._decrease(key, account, market, is_long, pos, 0, size_delta, self._close_price(market, is_long, True), account)
+    return self._decrease(key, account, market, is_long, pos, 0, size_delta, self._close_price(market, is_long, True), account, False)
 
 
 # ---------------------------------------------------------------- views
@@ -772,6 +772,8 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
     log MarketConfigured(market=market, config_a=config_a, config_b=config_b, risk=risk)
     # the reserve follows the new factor at once
     reserved_delta: int256 = convert(self._reserved_tokens(market), int256) - convert(old_reserved, int256)
+    if reserved_delta > 0 and convert(staticcall vault.reserved_amount(), int256) + reserved_delta > convert(staticcall vault.pool_amount(), int256):
+        self._fail("perp: reserve exceeded")
     if reserved_delta != 0:
         self._settle(empty(address), 0, 0, 0, 0, empty(address), 0, reserved_delta, False)
 
@@ -1245,9 +1247,13 @@ def _decrease(
     size_delta: uint256,
     price: uint256,
     receiver: address,
+    checked: bool,
 ) -> uint256:
     """
     @dev Every decrease and close but liquidation: by the trader, by ADL and by settlement.
+         `checked`: a partial decrease must leave a valid position (min collateral,
+         leverage, health); an ADL close is forced on the owner, so it is not refused for
+         what remains (the remainder can be liquidated like any other position).
     """
     closing: bool = size_delta == pos.size_usd
     idx: Indices = self._accrue(market)
@@ -1293,7 +1299,7 @@ def _decrease(
         )
 
     reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
-    if not closing:
+    if checked and not closing:
         self._check_position(new, market, is_long, price, idx)
     # the insurance fund takes its cut of a fee actually collected, or covers a shortfall
     insurance_delta: int256 = 0
@@ -1373,10 +1379,13 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
         shortfall = convert(-left, uint256)
     from_position: uint256 = min(equity, fee)
     topup: uint256 = fee - from_position
-    # the fund's cut of what the pool keeps: the close fee (when collected) and the remainder
+    # the fund's cut of what the pool keeps of the collateral: the close fee (when collected)
+    # and the remainder, never more than the collateral (a profit forfeited is not collected)
     cut: uint256 = 0
     if shortfall == 0:
-        cut = self._insurance_cut(config_a, close_fee + equity - from_position)
+        kept: uint256 = min(close_fee + equity, pos.collateral)
+        if kept > from_position:
+            cut = self._insurance_cut(config_a, kept - from_position)
     # the insurance fund tops the fee up first, then covers the shortfall, as far as it can
     from_insurance: uint256 = 0
     cover: uint256 = 0
@@ -1428,15 +1437,18 @@ def _cover(key: bytes32, market: uint256, shortfall: uint256, fund: uint256) -> 
 def _cap_profit(market: uint256, is_long: bool, pnl: int256, price: uint256) -> int256:
     """
     @dev While the side's net unrealised profit exceeds max_pnl_factor_for_traders of the
-         pool amount, a realised profit is scaled by cap / side profit (rounded down). The
-         pool amount is the one `_accrue` just recorded.
+         pool amount (cap), a realised profit is scaled by cap / side profit (rounded down);
+         and no single close realises more than the cap itself (a winner whose side nets
+         less, because others on it are losing, cannot claim more than the pool can pay).
+         The pool amount is the one `_accrue` just recorded.
     """
     oi: uint256 = self._oi[market * 2 + convert(is_long, uint256)]
     side_pnl: int256 = math.pnl_usd(oi & MASK_128, oi >> HALF, price, is_long)
     cap: uint256 = math.bps_of((self._clock[market] >> POOL_OFFSET) * token_scale, self._a(market, A_TRADERS_CAP, BITS_BPS), False)
-    if side_pnl <= convert(cap, int256):
-        return pnl
-    return convert(math.mul_div(convert(pnl, uint256), cap, convert(side_pnl, uint256), False), int256)
+    profit: uint256 = convert(pnl, uint256)
+    if side_pnl > convert(cap, int256):
+        profit = math.mul_div(profit, cap, convert(side_pnl, uint256), False)
+    return convert(min(profit, cap // token_scale), int256)
 
 
 @internal

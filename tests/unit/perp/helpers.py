@@ -287,7 +287,7 @@ def increase(
         raise Refused("perp: fees exceed collateral")
     new = Position(
         size_usd=pos.size_usd + size_delta,
-        size_tokens=pos.size_tokens + tokens_for(size_delta, price, is_long),
+        size_tokens=pos.size_tokens + (tokens_for(size_delta, price, is_long) if size_delta else 0),
         collateral=gross - owed,
         borrow_index=idx.borrow,
         funding_index=idx.funding(is_long),

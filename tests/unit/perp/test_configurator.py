@@ -213,7 +213,7 @@ def test_add_market__oracle_market__listed_with_configs_events_and_packed_words(
 ):
     market = new_oracle_market(env, deployer)
     c = {**cfg, "max_leverage_bps": 200_000, "position_fee_bps": 7}
-    r = {**risk, "insurance_cut_bps": 321, "liquidation_fee_usd": 3 * WAD + MICRO_USD}
+    r = {**risk, "insurance_cut_bps": 321, "liquidation_fee_usd": 2 * WAD + MICRO_USD}
     pin(env)
     tx = env.configurator.add_market(market, c, r, sender=deployer)
     expect_applied(tx, env, market, c, r)

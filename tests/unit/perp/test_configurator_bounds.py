@@ -87,6 +87,8 @@ BAD_MIN_MAINTENANCE = "config: bad min maintenance"
 
 # (field, refused value, other fields needed for the case, reason)
 REFUSED = [
+    # the default keeper fee ($2) must stay within half the USD floor
+    ("min_maintenance_usd", 4 * WAD - MICRO_USD, {}, "config: liquidation fee above half the maintenance"),
     ("max_leverage_bps", MIN_LEVERAGE_BPS - 1, {}, BAD_LEVERAGE),
     ("max_leverage_bps", MAX_LEVERAGE_BPS + 1, {}, BAD_LEVERAGE),
     ("position_fee_bps", MAX_POSITION_FEE_BPS + 1, {}, "config: bad position fee"),
@@ -157,10 +159,13 @@ def test_set_market_config__one_step_outside_bound__refused(
 def test_set_market_config__at_bound__accepted_and_stored(
     env, deployer, cfg, risk, field, value, others, no_tiers
 ):
-    r = {**risk, **NO_TIERS} if no_tiers else risk
-    if no_tiers:
-        env.configurator.set_risk_config(env.eth, r, sender=deployer)
     edge = {**cfg, **others, field: value}
+    r = {**risk, **NO_TIERS} if no_tiers else dict(risk)
+    # the keeper's fee must stay within half the new margins (a rule of its own, tested below)
+    r["liquidation_fee_usd"] = min(r["liquidation_fee_usd"], edge["min_maintenance_usd"] // 2 // MICRO_USD * MICRO_USD)
+    r["liquidation_fee_bps"] = min(r["liquidation_fee_bps"], edge["maintenance_margin_bps"] // 2)
+    if r != risk:
+        env.configurator.set_risk_config(env.eth, r, sender=deployer)
     tx = env.configurator.set_market_config(env.eth, edge, sender=deployer)
     expect_applied(tx, env, env.eth, edge, r)
 
@@ -170,6 +175,7 @@ def test_set_market_config__at_bound__accepted_and_stored(
 M = 1_000_000 * WAD
 BAD_TIER, BAD_PNL = "config: bad tier", "config: bad pnl factor"
 BAD_LIQ_FEE, BAD_CUT = "config: bad liquidation fee", "config: bad insurance cut"
+HALF_FEE = "config: liquidation fee above half the maintenance"
 THRESHOLDS, RATES = "tier_threshold_usd", "tier_maintenance_bps"
 ADL, AFTER = "max_pnl_factor_for_adl_bps", "min_pnl_factor_after_adl_bps"
 RISK_REFUSED = {
@@ -190,6 +196,9 @@ RISK_REFUSED = {
     "liq_fee_usd_above_max": ({"liquidation_fee_usd": 100 * WAD + MICRO_USD}, BAD_LIQ_FEE),
     "liq_fee_usd_not_micro": ({"liquidation_fee_usd": 2 * WAD + 1}, BAD_LIQ_FEE),
     "liq_fee_bps_above_max": ({"liquidation_fee_bps": MAX_LIQUIDATION_FEE_BPS + 1}, BAD_LIQ_FEE),
+    # at most half of the smallest maintenance ($5 floor, 50 bps base): payable on liquidation
+    "liq_fee_usd_above_half_floor": ({"liquidation_fee_usd": 5 * WAD // 2 + MICRO_USD}, HALF_FEE),
+    "liq_fee_bps_above_half_base": ({"liquidation_fee_bps": 26}, HALF_FEE),
     "cut_above_max": ({"insurance_cut_bps": MAX_INSURANCE_CUT_BPS + 1}, BAD_CUT),
     "traders_factor_zero": ({"max_pnl_factor_for_traders_bps": 0}, BAD_PNL),
     "traders_factor_above_max": ({"max_pnl_factor_for_traders_bps": BPS + 1}, BAD_PNL),
@@ -208,6 +217,7 @@ RISK_ACCEPTED = {
     },
     "liq_fee_usd_max": {"liquidation_fee_usd": MAX_LIQUIDATION_FEE_USD},
     "liq_fee_zero": {"liquidation_fee_usd": 0, "liquidation_fee_bps": 0},
+    "liq_fee_half_of_the_margins": {"liquidation_fee_usd": 5 * WAD // 2, "liquidation_fee_bps": 25},
     "liq_fee_bps_max": {"liquidation_fee_bps": MAX_LIQUIDATION_FEE_BPS},
     "cut_max": {"insurance_cut_bps": MAX_INSURANCE_CUT_BPS},
     "traders_factor_one": {"max_pnl_factor_for_traders_bps": 1},
@@ -224,11 +234,25 @@ def test_set_risk_config__one_step_outside_bound__refused(env, deployer, risk, c
     refused(env, (deployer,), reason, call, env.eth, {**risk, **over}, sender=deployer)
 
 
+# margins wide enough for the largest keeper fees: at most half the smallest maintenance
+# (a 2 % base rate is above the default tiers: that case runs without a tier table)
+RISK_NEEDS_MARKET = {
+    "liq_fee_usd_max": ({"min_collateral_usd": 300 * WAD, "min_maintenance_usd": 200 * WAD}, {}),
+    "liq_fee_bps_max": ({"maintenance_margin_bps": 200, "max_leverage_bps": 400_000}, NO_TIERS),
+}
+
+
 @pytest.mark.parametrize("case", list(RISK_ACCEPTED))
 def test_set_risk_config__at_bound__accepted_and_stored(env, deployer, cfg, risk, case):
-    r = {**risk, **RISK_ACCEPTED[case]}
+    market, tiers = RISK_NEEDS_MARKET.get(case, ({}, {}))
+    if tiers:
+        env.configurator.set_risk_config(env.eth, {**risk, **tiers}, sender=deployer)
+    c = {**cfg, **market}
+    if c != cfg:
+        env.configurator.set_market_config(env.eth, c, sender=deployer)
+    r = {**risk, **tiers, **RISK_ACCEPTED[case]}
     tx = env.configurator.set_risk_config(env.eth, r, sender=deployer)
-    expect_applied(tx, env, env.eth, cfg, r)  # the market settings are kept
+    expect_applied(tx, env, env.eth, c, r)  # the market settings are kept
     assert risk_of(env.configurator, env.btc) == risk
 
 

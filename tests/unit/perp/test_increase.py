@@ -179,8 +179,7 @@ def test_increase__collateral_only__no_fee_size_unchanged_acceptable_price_ignor
     tx = perp.increase_position(env.eth, is_long, added, 0, worst, sender=funded_trader)
 
     idx = indices_used(env, env.eth)
-    price = env.oracle.get_exit_price(env.eth, not is_long)
-    change = predict_increase(before, is_long, added, 0, price, idx, cfg, env.scale)
+    change = predict_increase(before, is_long, added, 0, 0, idx, cfg, env.scale)  # no price read
     assert change.position_fee == 0
     after = Position.of(perp.get_position(funded_trader, env.eth, is_long))
     assert after == change.position
@@ -245,19 +244,16 @@ def test_increase__spread_on_one_better_than_fill__refused(env, funded_trader, i
 
 
 @SIDES
-def test_increase__spread_on_collateral_only__settles_at_close_side_price(
-    env, funded_trader, cfg, is_long
-):
+def test_increase__spread_on_collateral_only__reads_no_price(env, funded_trader, cfg, is_long):
     pin(env)
     open_position(env, funded_trader, env.eth, is_long, env.usd(1_000), 10_000 * WAD)
-    ocfg = env.oracle.config()
     price = params.LOCAL_MARKETS["ETH"] * 9_500 // BPS  # -5 %: spread on
     t = push_fresh(env, env.eth, price)
     pin(env, t)
     tx = env.perp.increase_position(env.eth, is_long, env.usd(10), 0, 0, sender=funded_trader)
     [log] = tx.decode_logs(env.perp.PositionUpdate)
-    # adding collateral reads the exit price: the side that closes the position
-    assert log.price == spread_price(price, ocfg.spread_bps, not is_long)
+    # adding collateral alone uses no price, so it reads none: the event logs 0
+    assert log.price == 0 and log.size_delta == 0
 
 
 # ---------------------------------------------------------------- refusals: inputs
@@ -386,42 +382,26 @@ def test_increase__stale_price__open_and_grow_refused(env, funded_trader):
         )
 
 
-def test_increase__stale_price_collateral_only_without_reference__refused_no_fresh_price(
-    env, funded_trader
+def test_increase__stale_price_collateral_only_without_reference__still_accepted(
+    env, funded_trader, cfg
 ):
+    """Every price source down (stale keeper price, no reference feed): a trader can still top
+    up a position, since adding collateral reads no price."""
     pin(env)
     open_position(env, funded_trader, env.eth, True, env.usd(1_000), 10_000 * WAD)
     env.chain.mine(deltatime=env.oracle.config().max_price_age + 1)
     assert env.oracle.reference_feed(env.eth).feed == "0x0000000000000000000000000000000000000000"
-    assert_refused(
-        env, (funded_trader,), "oracle: no fresh price",
-        env.perp.increase_position, env.eth, True, env.usd(100), 0, 0, sender=funded_trader,
-    )
-
-
-def test_increase__stale_price_collateral_only_with_reference__uses_fallback_price(
-    env, funded_trader, deployer, project, cfg
-):
-    pin(env)
-    open_position(env, funded_trader, env.eth, True, env.usd(1_000), 10_000 * WAD)
-    feed = deployer.deploy(project.TestFeed, 8)
-    answer = 2_990 * 10**8 + 12_345_678
-    feed.set_answer(answer, 0, sender=deployer)
-    env.oracle.set_reference_feed(env.eth, feed, 86_400, sender=deployer)
-    env.chain.mine(deltatime=env.oracle.config().max_price_age + 1)
-    feed.set_answer(answer, 0, sender=deployer)
+    with ape.reverts("oracle: no fresh price"):
+        env.oracle.get_exit_price(env.eth, False)
     before = Position.of(env.perp.get_position(funded_trader, env.eth, True))
-
     pin(env)
     tx = env.perp.increase_position(env.eth, True, env.usd(100), 0, 0, sender=funded_trader)
-
-    fallback = spread_price(answer * 10**10, env.oracle.config().fallback_spread_bps, False)
-    [log] = tx.decode_logs(env.perp.PositionUpdate)
-    assert log.price == fallback
     change = predict_increase(
-        before, True, env.usd(100), 0, fallback, indices_used(env, env.eth), cfg, env.scale
+        before, True, env.usd(100), 0, 0, indices_used(env, env.eth), cfg, env.scale
     )
+    [log] = tx.decode_logs(env.perp.PositionUpdate)
     expect_update(log, change, funded_trader, env.eth, True)
+    assert Position.of(env.perp.get_position(funded_trader, env.eth, True)) == change.position
 
 
 def test_increase__dust_size_that_buys_zero_tokens__refused(env, funded_trader):

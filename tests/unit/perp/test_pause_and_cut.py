@@ -297,7 +297,7 @@ def test_increase__paused__adding_collateral_allowed(env, funded_trader, pauser,
     pin(env)
     before = money(env, funded_trader)
     tx = grow(env, is_long, env.usd(250) + 7, 0, sender=funded_trader)
-    change = model_increase(env, pos, is_long, env.usd(250) + 7, 0, OPEN_PRICE)
+    change = model_increase(env, pos, is_long, env.usd(250) + 7, 0, 0)  # reads no price
     assert change.position.collateral == pos.collateral + env.usd(250) + 7 - change.borrow_fee
     assert_change(env, tx, change, funded_trader, is_long, before)
 

@@ -245,7 +245,7 @@ def test_increase__market_closing__new_exposure_refused_collateral_add_allowed(
     # adding collateral alone takes no new exposure
     before = money(env, funded_trader)
     tx = grow(env, is_long, env.usd(250) + 7, 0, sender=funded_trader)
-    change = model_increase(env, pos, is_long, env.usd(250) + 7, 0, OPEN_PRICE, cfg)
+    change = model_increase(env, pos, is_long, env.usd(250) + 7, 0, 0, cfg)  # reads no price
     assert_change(env, tx, change, funded_trader, is_long, before)
     # the other market still trades
     btc = opened(env, counterparty, is_long, env.usd(1_000), 10_000 * WAD, BTC_PRICE, env.btc)
@@ -417,7 +417,7 @@ def test_decrease__settled__withdrawal_and_close_at_settlement_price(
 
 
 @SIDES
-def test_increase__settled__new_exposure_refused_collateral_add_at_settlement_price(
+def test_increase__settled__new_exposure_refused_collateral_add_allowed(
     env, funded_trader, deployer, cfg, is_long
 ):
     pos = opened(env, funded_trader, is_long, env.usd(1_000), 10_000 * WAD)
@@ -427,7 +427,7 @@ def test_increase__settled__new_exposure_refused_collateral_add_at_settlement_pr
     refused(env, "perp: market closing", grow, *args, sender=funded_trader)
     before = money(env, funded_trader)
     tx = grow(env, is_long, env.usd(50), 0, sender=funded_trader)
-    change = model_increase(env, pos, is_long, env.usd(50), 0, SETTLE_PRICE, cfg)
+    change = model_increase(env, pos, is_long, env.usd(50), 0, 0, cfg)  # reads no price
     assert_change(env, tx, change, funded_trader, is_long, before)
 
 
