@@ -63,7 +63,7 @@ SECONDS_PER_YEAR: constant(uint256) = 31_536_000  # 365 days
 
 MICRO_USD: constant(uint256) = 10**12  # WAD per micro-dollar: USD settings are stored in these
 DEFAULT_MAX_PNL_FACTOR_BPS: constant(uint256) = 9_000  # trader profit in pool value
-MAX_BATCH: constant(uint256) = 64  # positions per liquidation batch
+MAX_BATCH: constant(uint256) = 256  # positions per liquidation batch (~39k gas each: ~10M)
 
 # market status (bits 240-247 of _config_a)
 ACTIVE: constant(uint256) = 0

@@ -71,7 +71,7 @@ class KeeperSettings(BaseSettings):
     split_large_moves: bool = False  # step a move beyond the Oracle's jump bound, or alert
 
     # liquidator and ADL keeper
-    batch_size: int = Field(default=50, gt=0, le=64)  # Perp.liquidate_batch takes 64 at most
+    batch_size: int = Field(default=100, gt=0, le=256)  # Perp.liquidate_batch takes 256 at most (~39k gas each)
     adl_max_per_tick: int = Field(default=10, gt=0)
 
     @field_validator("rpc_urls", mode="before")
