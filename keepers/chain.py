@@ -21,7 +21,9 @@ from perpool.deployments import Deployment, DeploymentError, load, load_abi
 T = TypeVar("T")
 GWEI = 10**9
 GAS_MARGIN_BPS = 12_000  # send with the estimate + 20 %
-TRANSPORT_ERRORS = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+# connection refused or reset, timeouts, and HTTP errors (a node answering 500): all worth a
+# retry and a move to the next RPC URL
+TRANSPORT_ERRORS = (requests.RequestException, ConnectionError, TimeoutError)
 
 
 class ChainError(RuntimeError):
@@ -188,10 +190,10 @@ class Chain:
                 tx_hash = Web3.to_hex(self.retry(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction)))
                 hashes.append(tx_hash)
                 self.log("sent", action=label, tx=tx_hash, nonce=nonce, max_fee=max_fee, gas=gas, **fields)
-            except Web3RPCError as exc:
-                if not hashes:  # nothing of ours is in flight: the nonce is wrong, resync it
+            except (Web3RPCError, *TRANSPORT_ERRORS) as exc:
+                if not hashes:  # nothing of ours known in flight: re-read the nonce next time
                     self._nonce = None
-                    self.log.error("send_failed", action=label, error=str(exc), **fields)
+                    self.log.error("send_failed", action=label, error=f"{type(exc).__name__}: {exc}", **fields)
                     return Sent(label, None, -1, reason=str(exc))
                 # a replacement refused (e.g. the original just got mined): keep waiting
             receipt = self._wait(hashes, min(self.settings.stuck_after_s, max(deadline - time.monotonic(), 0.1)))
@@ -210,7 +212,8 @@ class Chain:
             if bumped > cap:
                 self.log.warn("fee_cap", action=label, max_fee=max_fee, cap=cap, **fields)
                 continue  # keep waiting at the cap
-            max_fee, tip = bumped, tip * (10_000 + self.settings.fee_bump_bps) // 10_000 + 1
+            # the tip rises by the same share, and never above the max fee (a node refuses that)
+            max_fee, tip = bumped, min(tip * (10_000 + self.settings.fee_bump_bps) // 10_000 + 1, bumped)
             self.metrics.inc("tx_replaced")
             self.log.warn("replace", action=label, nonce=nonce, max_fee=max_fee, **fields)
 

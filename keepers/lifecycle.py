@@ -44,10 +44,25 @@ class Runner:
     def run(self, max_ticks: int | None = None, max_seconds: float | None = None) -> int:
         """Run until stopped (or for a bounded time, in tests); return the exit code:
         0 after a clean stop, 1 when the failure budget ran out."""
-        for keeper in self.keepers:
-            keeper.startup()
-            self.log("started", keeper=keeper.name)
         failures, ticks = 0, 0
+        for keeper in self.keepers:
+            # a start-up that fails (an RPC error while rebuilding state) is retried like a tick
+            while not self.stopping.is_set():
+                try:
+                    keeper.startup()
+                    self.log("started", keeper=keeper.name)
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    failures += 1
+                    self.metrics.inc("startup_failures")
+                    self.log.error("startup_failed", keeper=keeper.name, error=f"{type(exc).__name__}: {exc}",
+                                   consecutive=failures)
+                    if failures >= self.failure_budget:
+                        self.log.error("failure_budget_exhausted", failures=failures)
+                        self.log("stopped", code=1)
+                        return 1
+                    self.stopping.wait(self.poll_interval_s)
+        failures = 0
         end = None if max_seconds is None else time.monotonic() + max_seconds
         code = 0
         try:

@@ -103,3 +103,32 @@ def test_metrics__served_on_loopback__prometheus_text():
     finally:
         metrics.close()
     assert body == "perpool_keeper_last_block 123\nperpool_keeper_liquidations_sent 2\n"
+
+
+class FlakyStart(Recorder):
+    """A keeper whose start-up fails `failures` times (an RPC error while rebuilding state)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__("flaky")
+        self.failures = failures
+
+    def startup(self) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("rpc down")
+        super().startup()
+
+
+def test_run__startup_fails_then_succeeds__retried_and_runs():
+    keeper = FlakyStart(failures=2)
+    runner, metrics, out = _runner([keeper], budget=3)
+    assert runner.run(max_ticks=2) == 0
+    assert metrics.get("startup_failures") == 2 and keeper.calls == ["startup", "tick", "tick", "shutdown"]
+    assert [json.loads(x)["event"] for x in out.getvalue().splitlines()].count("startup_failed") == 2
+
+
+def test_run__startup_keeps_failing__stops_with_code_1_at_the_budget():
+    keeper = FlakyStart(failures=100)
+    runner, metrics, _ = _runner([keeper], budget=3)
+    assert runner.run(max_ticks=2) == 1
+    assert metrics.get("startup_failures") == 3 and keeper.ticks == 0
