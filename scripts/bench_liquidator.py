@@ -34,7 +34,6 @@ import io
 import json
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -47,7 +46,7 @@ from typing import Any, Callable, NamedTuple
 import click
 
 from perpool.deployments import ABI_DIR
-from perpool.devnet import CHAIN_ID, find_anvil, rpc
+from perpool.devnet import CHAIN_ID, find_anvil, rpc, stop_process
 
 WAD = 10**18
 UNIT = 10**6  # token units per dollar (the 6-decimal test token)
@@ -72,13 +71,7 @@ class OwnAnvil:
         self.process, self.url, self.log_path = process, url, log_path
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def free_port() -> int:
