@@ -85,7 +85,14 @@ def build_source(
     if kind == "none":
         return None
     if kind == "random":
-        return RandomWalk(markets, seed=settings.seed, clock=clock)
+        return RandomWalk(
+            markets,
+            seed=settings.seed,
+            clock=clock,
+            step_bps=settings.walk_step_bps,
+            jump_bps=settings.walk_jump_bps,
+            jump_every=settings.walk_jump_every,
+        )
     if kind == "csv":
         if settings.csv_path is None:
             raise SettingsError(f"{which}: csv needs csv_path (PERPOOL_CSV_PATH)")
@@ -99,7 +106,7 @@ def build_source(
         if url is None:
             name = "http_url" if which == "source" else "check_http_url"
             raise SettingsError(f"{which}: http needs {name} (PERPOOL_{name.upper()})")
-        return HttpJson(url)
+        return HttpJson(url, timeout_s=settings.http_timeout_s)
     raise SettingsError(f"{which}: unknown source kind {kind!r}")
 
 

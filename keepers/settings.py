@@ -69,6 +69,10 @@ class KeeperSettings(BaseSettings):
     max_disagreement_bps: int = Field(default=100, gt=0)  # between the two sources
     max_source_age_s: float = Field(default=30.0, gt=0)
     split_large_moves: bool = False  # step a move beyond the Oracle's jump bound, or alert
+    walk_step_bps: int = Field(default=20, ge=0, le=1_000)  # random walk: largest move per read
+    walk_jump_bps: int = Field(default=500, ge=0, le=1_000)  # random walk: a jump's largest move
+    walk_jump_every: int = Field(default=100, gt=0)  # random walk: a jump every this many reads
+    http_timeout_s: float = Field(default=5.0, gt=0)
 
     # liquidator and ADL keeper
     batch_size: int = Field(default=100, gt=0, le=256)  # Perp.liquidate_batch takes 256 at most (~39k gas each)

@@ -246,3 +246,17 @@ def test_http__server_error__source_error(server):
 def test_http__nothing_listening__source_error():
     with pytest.raises(SourceError, match="ConnectionError"):
         HttpJson("http://127.0.0.1:9/prices", timeout_s=1).read()
+
+
+def test_build_source__settings__walk_and_http_take_their_settings():
+    from keepers.pusher import build_source
+    from keepers.settings import load_settings
+
+    settings = load_settings(walk_step_bps=7, walk_jump_bps=300, walk_jump_every=9, seed=5,
+                             check_source="http", check_http_url="http://127.0.0.1:1/p",
+                             http_timeout_s=0.25)
+    walk = build_source(settings, {"ETH": 3_000 * WAD}, lambda: 1_700_000_000, "source")
+    assert isinstance(walk, RandomWalk)
+    assert (walk.step_bps, walk.jump_bps, walk.jump_every) == (7, 300, 9)
+    http = build_source(settings, {"ETH": 3_000 * WAD}, lambda: 1_700_000_000, "check")
+    assert isinstance(http, HttpJson) and http.timeout_s == 0.25
