@@ -500,6 +500,26 @@ def config_of(configurator: Any, market: int) -> dict[str, int]:
     }
 
 
+def risk_of(configurator: Any, market: int) -> dict[str, Any]:
+    """A market's RiskConfig as the Configurator records it, as a dict (tiers as lists)."""
+    r = configurator.risk_configs(market)
+    return {k: list(getattr(r, k)) if k.startswith("tier") else getattr(r, k) for k in params.RISK_CONFIG}
+
+
+def left_of(pos: Position, is_long: bool, price: int, idx: Indices, cfg: Mapping[str, Any], scale: int) -> int:
+    """What a full close would leave, token units (negative: the shortfall)."""
+    borrow, paid, received = pending(pos, is_long, idx, scale)
+    fee = position_fee(pos.size_usd, cfg["position_fee_bps"], scale)
+    pnl = pnl_tokens(pos.size_usd, pos.size_tokens, price, is_long, scale)
+    return pos.collateral + pnl + received - borrow - fee - paid
+
+
+def liquidation_fee(size: int, risk: Mapping[str, Any], scale: int) -> int:
+    """The keeper's fee, a payout: rounded down."""
+    usd = risk["liquidation_fee_usd"] + bps_of(size, risk["liquidation_fee_bps"], False)
+    return to_tokens(usd, scale, False)
+
+
 def pin(env: Any, timestamp: int | None = None) -> int:
     """Make the next block's timestamp `timestamp` (default: the head's, so no time passes)."""
     t = env.chain.blocks.head.timestamp if timestamp is None else timestamp

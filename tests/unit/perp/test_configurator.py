@@ -25,6 +25,7 @@ from helpers import (
     open_position,
     pin,
     push_fresh,
+    risk_of,
     to_tokens,
     tokens_for,
 )
@@ -39,7 +40,6 @@ MAX_INSURANCE_CUT_BPS = 5_000
 DEFAULT_MAX_PNL_FACTOR_BPS = 9_000  # Perp's constructor
 ETH_PRICE = params.LOCAL_MARKETS["ETH"]
 BTC_PRICE = params.LOCAL_MARKETS["BTC"]
-RISK_FIELDS = tuple(NO_CUT_RISK)
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +68,6 @@ def _module_fixtures_first(env, deployer, attacker, new_admin, pauser, funded_tr
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def risk_of(configurator, market) -> dict:
-    r = configurator.risk_configs(market)
-    return {k: list(getattr(r, k)) if k.startswith("tier") else getattr(r, k) for k in RISK_FIELDS}
 
 
 def from_contract(tx, event, contract) -> list:

@@ -40,33 +40,35 @@ from dataclasses import dataclass
 
 from helpers import (
     BPS,
-    MAX_UINT,
-    WAD,
-    ZERO_ADDRESS,
     Indices,
+    MAX_UINT,
     Position,
     Refused,
+    WAD,
+    ZERO_ADDRESS,
     assert_refused,
     borrow_fee_wad,
     bps_of,
     buckets,
     ceil_div,
     config_of,
+    decrease,
     fast_reverts,  # noqa: F401 (autouse fixture)
     funding_wad,
     increase,
-    decrease,
     indices_at,
     indices_used,
     largest,
+    left_of,
+    liquidation_fee,
     open_position,
     pending,
     pin,
-    pnl_tokens,
     pnl_wad,
     position_fee,
     push_fresh,
     refused,
+    risk_of,
     to_tokens,
 )
 from perpool import params
@@ -84,17 +86,6 @@ ENTRY = {True: BASE * 10_190 // BPS, False: BASE * 9_810 // BPS}
 
 
 # ---------------------------------------------------------------- the model
-
-
-def risk_of(configurator, market: int) -> dict[str, object]:
-    r = configurator.risk_configs(market)
-    return {
-        "tier_threshold_usd": list(r.tier_threshold_usd),
-        "tier_maintenance_bps": list(r.tier_maintenance_bps),
-        "liquidation_fee_usd": r.liquidation_fee_usd,
-        "liquidation_fee_bps": r.liquidation_fee_bps,
-        "insurance_cut_bps": r.insurance_cut_bps,
-    }
 
 
 def maintenance(size: int, cfg, risk) -> int:
@@ -136,24 +127,10 @@ def check(pos, is_long, price, idx, cfg, risk, scale) -> None:
         raise Refused("perp: would be liquidatable")
 
 
-def left_of(pos, is_long, price, idx, cfg, scale) -> int:
-    """What a full close would leave, token units (negative: the shortfall)."""
-    borrow, paid, received = pending(pos, is_long, idx, scale)
-    fee = position_fee(pos.size_usd, cfg["position_fee_bps"], scale)
-    pnl = pnl_tokens(pos.size_usd, pos.size_tokens, price, is_long, scale)
-    return pos.collateral + pnl + received - borrow - fee - paid
-
-
 def predict_now(env, pos, is_long, price, idx, cfg, risk) -> "Liq":
     """predict_liquidation with the insurance fund as it is now."""
     insurance = env.vault.insurance_amount()
     return predict_liquidation(pos, is_long, price, idx, cfg, risk, env.scale, insurance)
-
-
-def liquidation_fee(size: int, risk, scale: int) -> int:
-    """The keeper's fee, a payout: rounded down."""
-    usd = risk["liquidation_fee_usd"] + bps_of(size, risk["liquidation_fee_bps"], False)
-    return to_tokens(usd, scale, False)
 
 
 def price_for_left(pos, is_long, target, idx, cfg, scale) -> int:

@@ -22,9 +22,9 @@ import pytest
 from helpers import (
     BPS,
     MAX_UINT,
-    WAD,
     Position,
     Refused,
+    WAD,
     bps_of,
     buckets,
     build_env,
@@ -35,14 +35,14 @@ from helpers import (
     fast_reverts,  # noqa: F401 (autouse fixture)
     health,
     indices_used,
+    left_of,
+    liquidation_fee,
     open_position,
-    pending,
     pin,
-    pnl_tokens,
-    position_fee,
     predict_decrease,
     predict_increase,
     push_fresh,
+    risk_of,
     state_of,
     to_tokens,
 )
@@ -306,7 +306,7 @@ def test_liquidate__paused__unhealthy_position_liquidated_fee_to_receiver(
     env, funded_trader, pauser, liquidator
 ):
     cfg = config_of(env.configurator, env.eth)
-    risk = env.configurator.risk_configs(env.eth)
+    risk = risk_of(env.configurator, env.eth)
     size = 4_500 * WAD  # 45x: a 1.9 % fall takes it below maintenance
     pos = opened(env, funded_trader, True, env.usd(100), size)
     pause(env, pauser)
@@ -322,12 +322,8 @@ def test_liquidate__paused__unhealthy_position_liquidated_fee_to_receiver(
     idx = indices_used(env, env.eth)
     remaining, maintenance = health(pos, True, DOWN_PRICE, idx, cfg, env.scale)
     assert remaining < maintenance
-    borrow, paid, received = pending(pos, True, idx, env.scale)
-    pnl = pnl_tokens(size, pos.size_tokens, DOWN_PRICE, True, env.scale)
-    close_fee = position_fee(size, cfg["position_fee_bps"], env.scale)
-    left = pos.collateral + pnl + received - borrow - paid - close_fee
-    fee_usd = risk.liquidation_fee_usd + bps_of(size, risk.liquidation_fee_bps, False)
-    fee = to_tokens(fee_usd, env.scale, False)
+    left = left_of(pos, True, DOWN_PRICE, idx, cfg, env.scale)
+    fee = liquidation_fee(size, risk, env.scale)
     assert left >= fee  # the position pays its liquidator in full
     [log] = tx.decode_logs(env.perp.Liquidation)
     assert (log.account, log.fee_receiver) == (funded_trader.address, liquidator.address)

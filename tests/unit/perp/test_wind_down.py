@@ -17,12 +17,11 @@ import ape
 import pytest
 from helpers import (
     BPS,
+    Indices,
     MAX_UINT,
+    Position,
     WAD,
     ZERO_ADDRESS,
-    Indices,
-    Position,
-    bps_of,
     buckets,
     config_of,
     elapse,
@@ -30,15 +29,15 @@ from helpers import (
     fast_reverts,  # noqa: F401 (autouse fixture)
     health,
     indices_used,
+    left_of,
+    liquidation_fee,
     open_position,
-    pending,
     pin,
-    pnl_tokens,
     pnl_wad,
-    position_fee,
     predict_decrease,
     predict_increase,
     push_fresh,
+    risk_of,
     state_of,
     to_tokens,
 )
@@ -476,7 +475,7 @@ def test_settle_position__no_position__refused(env, funded_trader, attacker, dep
 def test_liquidate__settled__at_settlement_price_with_stale_oracle(
     env, funded_trader, counterparty, deployer, liquidator, cfg
 ):
-    risk = env.configurator.risk_configs(env.eth)
+    risk = risk_of(env.configurator, env.eth)
     size = 10_000 * WAD
     pos = opened(env, funded_trader, True, env.usd(1_000), size)  # 10x long
     opened(env, counterparty, False, env.usd(1_000), size)
@@ -498,12 +497,8 @@ def test_liquidate__settled__at_settlement_price_with_stale_oracle(
     idx = indices_used(env, env.eth)
     remaining, maintenance = health(pos, True, price, idx, cfg, env.scale)
     assert remaining < maintenance
-    borrow, paid, received = pending(pos, True, idx, env.scale)
-    pnl = pnl_tokens(size, pos.size_tokens, price, True, env.scale)
-    close_fee = position_fee(size, cfg["position_fee_bps"], env.scale)
-    left = pos.collateral + pnl + received - borrow - paid - close_fee
-    fee_usd = risk.liquidation_fee_usd + bps_of(size, risk.liquidation_fee_bps, False)
-    fee = to_tokens(fee_usd, env.scale, False)
+    left = left_of(pos, True, price, idx, cfg, env.scale)
+    fee = liquidation_fee(size, risk, env.scale)
     assert left >= fee  # the position pays its liquidator in full
     [log] = tx.decode_logs(env.perp.Liquidation)
     assert (log.account, log.price, log.size_usd) == (funded_trader.address, price, size)
