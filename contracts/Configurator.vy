@@ -50,6 +50,8 @@ interface IPerpAdmin:
     def set_paused(paused: bool): nonpayable
     def set_max_pnl_factor(max_pnl_factor_bps: uint256): nonpayable
     def set_deleverager(deleverager: address): nonpayable
+    def set_order_book(order_book: address): nonpayable
+    def set_direct_fills(market: uint256, enabled: bool): nonpayable
     def market_status(market: uint256) -> uint256: view
 
 interface IVaultPause:
@@ -102,6 +104,7 @@ paused: public(bool)
 
 configs: public(HashMap[uint256, market_types.MarketConfig])  # as last set
 risk_configs: public(HashMap[uint256, market_types.RiskConfig])
+direct_fills_off: public(HashMap[uint256, bool])  # as last set (Perp's `direct_fills`)
 
 # ---------------------------------------------------------------- events
 
@@ -152,6 +155,13 @@ event PauserSet:
 
 event DeleveragerSet:
     deleverager: indexed(address)
+
+event OrderBookSet:
+    order_book: indexed(address)
+
+event DirectFillsSet:
+    market: indexed(uint256)
+    enabled: bool
 
 event MaxPnlFactorSet:
     max_pnl_factor_bps: uint256
@@ -246,6 +256,32 @@ def set_deleverager(deleverager: address):
     extcall self.perp.set_deleverager(deleverager)
 
 
+@external
+def set_order_book(order_book: address):
+    """
+    @notice The contract allowed to fill orders in Perp for their owners (the OrderBook);
+            the empty address switches order fills off.
+    """
+    self._only_admin()
+    log OrderBookSet(order_book=order_book)
+    extcall self.perp.set_order_book(order_book)
+
+
+@external
+def set_direct_fills(market: uint256, enabled: bool):
+    """
+    @notice Allow or refuse traders' own `increase_position` / `decrease_position` in
+            `market` (off: every trade goes through the OrderBook and fills at a price
+            newer than its order, so nobody trades on a price they already know; the
+            deploy script turns them off on public networks). Liquidation, ADL and
+            settlement are unaffected.
+    """
+    self._only_listed(market)
+    self.direct_fills_off[market] = not enabled
+    log DirectFillsSet(market=market, enabled=enabled)
+    extcall self.perp.set_direct_fills(market, enabled)
+
+
 # ---------------------------------------------------------------- pause and wind-down
 
 
@@ -301,7 +337,7 @@ def reopen_market(market: uint256):
 def settle_market(market: uint256, settlement_price: uint256):
     """
     @notice Wind-down, step two: every position of the market now closes (by its owner,
-            by `Perp.settle_position` from anyone, or by liquidation) at `settlement_price`,
+            by `RiskEngine.settle_position` from anyone, or by liquidation) at `settlement_price`,
             and fees stop accruing. Where the market has a reference feed, the price must
             lie within the Oracle's max_deviation_bps of its latest answer (of any age:
             the market may be settled because its index stopped).

@@ -30,24 +30,13 @@
 from contracts.interfaces import IOracle
 from contracts.lib import math  # stateless helpers: no `initializes` needed
 from contracts.lib import market_types
+from contracts.lib import settlement
 
 # ---------------------------------------------------------------- interfaces
 
-struct Settlement:
-    account_in: address
-    amount_in: uint256
-    pool_delta: int256
-    collateral_delta: int256
-    escrow_delta: int256
-    insurance_delta: int256
-    account_out: address
-    amount_out: uint256
-    reserved_delta: int256
-    credit_account: address
-    credit_amount: uint256
 
 interface IVault:
-    def settle(s: Settlement): nonpayable
+    def settle(s: settlement.Settlement): nonpayable
     def pool_amount() -> uint256: view
     def reserved_amount() -> uint256: view
     def insurance_amount() -> uint256: view
@@ -106,6 +95,8 @@ A_MIN_COLLATERAL: constant(uint256) = 120
 A_MIN_MAINTENANCE: constant(uint256) = 160
 A_LIQ_FEE_USD: constant(uint256) = 200
 A_STATUS: constant(uint256) = 240
+STATUS_BITS: constant(uint256) = 4  # the status byte: status in the low 4 bits
+A_DIRECT_OFF: constant(uint256) = 244  # ... and a set bit here: direct fills off
 A_TIER_FLOOR: constant(uint256) = 248
 NO_TIERS: constant(uint256) = 255  # a tier floor no size reaches (sizes stay below 2**128)
 MAX_THRESHOLD_BIT: constant(uint256) = 56
@@ -142,19 +133,25 @@ MAX_WIDE: constant(int256) = 2**127 - 1
 MAX_BORROW_INDEX: constant(uint256) = 2**80 - 1
 MAX_ABS_FUNDING_INDEX: constant(int256) = 2**79 - 1
 
-# ---------------------------------------------------------------- structs
+# refusal codes of the trading paths (`_refuse`): the order book gets their reasons
+REFUSED_UNKNOWN_MARKET: constant(uint256) = 1
+REFUSED_NOTHING_TO_DO: constant(uint256) = 2
+REFUSED_PAUSED: constant(uint256) = 3
+REFUSED_MARKET_CLOSING: constant(uint256) = 4
+REFUSED_ZERO_SIZE: constant(uint256) = 5
+REFUSED_ZERO_COLLATERAL: constant(uint256) = 6
+REFUSED_PRICE_NOT_ACCEPTABLE: constant(uint256) = 7
+REFUSED_FEES_EXCEED_COLLATERAL: constant(uint256) = 8
+REFUSED_NO_POSITION: constant(uint256) = 9
+REFUSED_INSUFFICIENT_COLLATERAL: constant(uint256) = 10
+REFUSED_MAX_OPEN_INTEREST: constant(uint256) = 11
+REFUSED_RESERVE_EXCEEDED: constant(uint256) = 12
+REFUSED_POSITION_TOO_SMALL: constant(uint256) = 13
+REFUSED_COLLATERAL_BELOW_MIN: constant(uint256) = 14
+REFUSED_LEVERAGE_TOO_HIGH: constant(uint256) = 15
+REFUSED_WOULD_BE_LIQUIDATABLE: constant(uint256) = 16
 
-struct MarketState:
-    last_update: uint256
-    borrow_index: uint256
-    funding_index_long: int256
-    funding_index_short: int256
-    open_interest_long_usd: uint256
-    open_interest_short_usd: uint256
-    open_interest_long_tokens: uint256
-    open_interest_short_tokens: uint256
-    reserved_usd: uint256
-    utilisation_pool_amount: uint256  # token units: the pool amount the borrowing rate uses
+# ---------------------------------------------------------------- structs
 
 struct PositionRef:
     account: address
@@ -188,6 +185,7 @@ max_pnl_factor_bps: public(uint256)  # cap on net trader profit counted in pool 
 bad_debt_total: public(uint256)  # token units of shortfall the LPs absorbed, to date
 settlement_price: public(HashMap[uint256, uint256])  # WAD, set when a market is settled
 deleverager: public(address)  # the contract allowed to run ADL closes (RiskEngine)
+order_book: public(address)  # the contract allowed to trade for accounts (OrderBook)
 
 markets: public(DynArray[uint256, MAX_MARKETS])
 _config_a: HashMap[uint256, uint256]  # packed: leverage, fees, factors, USD floors, status
@@ -264,6 +262,13 @@ event MarketStatusSet:
 event DeleveragerSet:
     deleverager: indexed(address)
 
+event OrderBookSet:
+    order_book: indexed(address)
+
+event DirectFillsSet:
+    market: indexed(uint256)
+    enabled: bool
+
 event PausedSet:
     paused: bool
 
@@ -301,96 +306,16 @@ def increase_position(
     @notice Open or grow a position, or add collateral (size_delta = 0), at the oracle
             price: longs fill at the max price, shorts at the min. Pending borrowing and
             funding are settled into collateral first; the position fee is taken from it.
+            Where direct fills are off, a size change is refused ("perp: direct fills
+            off"): trade through the OrderBook there (adding collateral stays direct).
     @param collateral_delta Token units pulled from the caller (approve the Vault first).
     @param size_delta WAD USD added to the size.
     @param acceptable_price Worst fill accepted: longs revert above it, shorts below it.
             Ignored when only collateral is added.
     """
-    if self._config_a[market] == 0:
-        self._fail("perp: unknown market")
-    if collateral_delta == 0 and size_delta == 0:
-        self._fail("perp: nothing to do")
-    key: bytes32 = self._key(msg.sender, market, is_long)
-    pos: market_types.Position = self._load(key)
-    if size_delta != 0:
-        if self.paused:
-            self._fail("perp: paused")
-        if self._a(market, A_STATUS, 8) != ACTIVE:
-            self._fail("perp: market closing")
-    if pos.size_usd == 0:
-        if size_delta == 0:
-            self._fail("perp: zero size")
-        if collateral_delta == 0:
-            self._fail("perp: zero collateral")
-
-    price: uint256 = 0
-    if size_delta != 0:
-        price = staticcall oracle.get_price(market, is_long)
-        if is_long:
-            if price > acceptable_price:
-                self._fail("perp: price not acceptable")
-        else:
-            if price < acceptable_price:
-                self._fail("perp: price not acceptable")
-    # adding collateral alone needs no price (none is used): it works even when every price
-    # source is down, and the event logs price 0
-
-    idx: Indices = self._accrue(market)
-    s: Settle = self._pending(pos, is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
-
-    gross: uint256 = pos.collateral + collateral_delta + s.funding_received
-    owed: uint256 = s.borrow_fee + s.position_fee + s.funding_paid
-    if gross < owed:
-        self._fail("perp: fees exceed collateral")
-
-    new: market_types.Position = market_types.Position(
-        size_usd=pos.size_usd + size_delta,
-        size_tokens=pos.size_tokens + (self._tokens_for(size_delta, price, is_long) if size_delta != 0 else 0),
-        collateral=gross - owed,
-        borrow_index=idx.borrow,
-        funding_index=idx.funding_long if is_long else idx.funding_short,
-    )
-    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
-    if size_delta != 0:
-        self._check_caps(market, is_long, reserved_delta)
-        self._check_position(new, market, is_long, price, idx)
-    # adding collateral alone only reduces risk: allowed even to an unhealthy position
-    log PositionUpdate(
-        key=key,
-        account=msg.sender,
-        market=market,
-        is_long=is_long,
-        size_usd=new.size_usd,
-        size_tokens=new.size_tokens,
-        collateral=new.collateral,
-        borrow_index=new.borrow_index,
-        funding_index=new.funding_index,
-        price=price,
-        size_delta=convert(size_delta, int256),
-        collateral_in=collateral_delta,
-        amount_out=0,
-        position_fee=s.position_fee,
-        borrow_fee=s.borrow_fee,
-        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
-        pnl=0,
-        bad_debt=0,
-    )
-    # collateral bucket: + paid in - fees - funding paid + funding received; the pool
-    # takes the fees and funding paid and fronts funding received, less the insurance cut
-    cut: uint256 = self._insurance_cut(self._config_a[market], s.position_fee)
-    fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
-    self._settle(
-        msg.sender,
-        collateral_delta,
-        fees_to_pool - convert(cut, int256),
-        convert(collateral_delta, int256) - fees_to_pool,
-        convert(cut, int256),
-        empty(address),
-        0,
-        reserved_delta,
-        False,
-    )
+    if size_delta != 0 and self._a(market, A_DIRECT_OFF, 1) != 0:
+        self._fail("perp: direct fills off")
+    self._increase(msg.sender, market, is_long, collateral_delta, size_delta, acceptable_price, True)
 
 
 @external
@@ -410,35 +335,53 @@ def decrease_position(
             profit is paid out with `collateral_delta`, losses and fees come out of
             collateral. Closing the whole size pays out everything left (collateral_delta
             is then ignored); a loss beyond the collateral is paid by the insurance fund,
-            then by the LPs.
+            then by the LPs. Where direct fills are off, a size change is refused ("perp:
+            direct fills off") while the market's keeper price is fresh: trade through the
+            OrderBook; during a keeper outage this stays the way out, at the exit price.
     @param collateral_delta Token units of collateral to withdraw (partial decreases).
     @param size_delta WAD USD to close; the whole size closes the position.
     @param acceptable_price Worst fill accepted: longs revert below it, shorts above it.
     @param receiver Who gets the tokens paid out.
     @return Token units paid to `receiver`.
     """
-    if self._config_a[market] == 0:
-        self._fail("perp: unknown market")
+    if size_delta != 0 and self._a(market, A_DIRECT_OFF, 1) != 0:
+        if not staticcall oracle.is_stale(market):
+            self._fail("perp: direct fills off")
     if receiver == empty(address):
         self._fail("perp: zero receiver")
-    if collateral_delta == 0 and size_delta == 0:
-        self._fail("perp: nothing to do")
-    key: bytes32 = self._key(msg.sender, market, is_long)
-    pos: market_types.Position = self._load(key)
-    if pos.size_usd == 0:
-        self._fail("perp: no position")
-    if size_delta > pos.size_usd:
-        self._fail("perp: size exceeds position")
-    # withdrawing collateral adds risk: it needs a fresh keeper price
-    price: uint256 = self._close_price(market, is_long, collateral_delta != 0 and size_delta != pos.size_usd)
-    if size_delta != 0:
-        if is_long:
-            if price < acceptable_price:
-                self._fail("perp: price not acceptable")
-        else:
-            if price > acceptable_price:
-                self._fail("perp: price not acceptable")
-    return self._decrease(key, msg.sender, market, is_long, pos, collateral_delta, size_delta, price, receiver, True)
+    code: uint256 = 0
+    paid: uint256 = 0
+    code, paid = self._trade_decrease(msg.sender, market, is_long, collateral_delta, size_delta, acceptable_price, receiver, True)
+    return paid
+
+
+@external
+def trade_for(
+    account: address,
+    market: uint256,
+    is_long: bool,
+    is_increase: bool,
+    collateral_delta: uint256,
+    size_delta: uint256,
+    acceptable_price: uint256,
+) -> (uint256, uint256):
+    """
+    @notice An order's fill, by the order book (only): `increase_position` for `account`
+            with the collateral escrowed in the Vault, or `decrease_position` for it at
+            the fresh keeper price, a size beyond the position closing all of it and the
+            payout credited to `account` in the Vault (`Vault.claim`): no transfer, so no
+            receiver can stall the order book's batch.
+    @dev A refusal is returned as a code (REFUSED_*; `OrderBook.reason` names it), with no position
+         changed (the market's indices may have accrued), not reverted: the order book
+         cancels that order and goes on with its batch, deciding each order without
+         catching a revert.
+    @return (0 when filled, else the refusal code; token units credited to `account`).
+    """
+    if msg.sender != self.order_book:
+        self._fail("perp: not order book")
+    if is_increase:
+        return self._increase(account, market, is_long, collateral_delta, size_delta, acceptable_price, False), 0
+    return self._trade_decrease(account, market, is_long, collateral_delta, size_delta, acceptable_price, account, False)
 
 
 @external
@@ -478,27 +421,12 @@ def liquidate_batch(positions: DynArray[PositionRef, MAX_BATCH], fee_receiver: a
 
 
 @external
-def settle_position(account: address, market: uint256, is_long: bool) -> uint256:
-    """
-    @notice In a settled (wound-down) market, close any position at the settlement price
-            and pay its owner what it is worth, as a full close. Anyone may call.
-    @return Token units paid to `account`.
-    """
-    if self._a(market, A_STATUS, 8) != SETTLED:
-        self._fail("perp: market not settled")
-    key: bytes32 = self._key(account, market, is_long)
-    pos: market_types.Position = self._load(key)
-    if pos.size_usd == 0:
-        self._fail("perp: no position")
-    return self._decrease(key, account, market, is_long, pos, 0, pos.size_usd, self.settlement_price[market], account, True)
-
-
-@external
 def adl_decrease(account: address, market: uint256, is_long: bool, size_delta: uint256) -> uint256:
     """
-    @notice Close `size_delta` of a position for auto-deleveraging, at the fresh close
-            price, paying its owner as a normal close. Only the deleverager (RiskEngine),
-            which checks the trigger, the clamp and the target.
+    @notice A forced close of `size_delta` of a position, at the fresh close price (a
+            settled market's settlement price), paying its owner as a normal close. Only
+            the deleverager (RiskEngine), which decides when: auto-deleveraging (trigger,
+            clamp, target) and `RiskEngine.settle_position` in a settled market.
     @return Token units paid to `account`.
     """
     if msg.sender != self.deleverager:
@@ -506,10 +434,13 @@ def adl_decrease(account: address, market: uint256, is_long: bool, size_delta: u
     key: bytes32 = self._key(account, market, is_long)
     pos: market_types.Position = self._load(key)
     if pos.size_usd == 0:
-        self._fail("perp: no position")
+        self._refuse(REFUSED_NO_POSITION, True)
     if size_delta == 0 or size_delta > pos.size_usd:
         self._fail("perp: bad size")
-    return self._decrease(key, account, market, is_long, pos, 0, size_delta, self._close_price(market, is_long, True), account, False)
+    code: uint256 = 0
+    paid: uint256 = 0
+    code, paid = self._decrease(key, account, market, is_long, pos, 0, size_delta, self._close_price(market, is_long, True), account, False, True)
+    return paid
 
 
 # ---------------------------------------------------------------- views
@@ -551,7 +482,7 @@ def pool_value(maximize: bool) -> uint256:
             # longs valued at the min price when maximizing the pool, shorts at the max; a
             # settled market at the price every one of its positions will close at
             p: uint256 = 0
-            if self._a(market, A_STATUS, 8) == SETTLED:
+            if self._a(market, A_STATUS, STATUS_BITS) == SETTLED:
                 p = self.settlement_price[market]
             else:
                 p = staticcall oracle.get_price(market, is_long != maximize)
@@ -633,20 +564,16 @@ def market_status(market: uint256) -> uint256:
     """
     @notice 0 active, 1 close-only (wind-down started), 2 settled at `settlement_price`.
     """
-    return self._a(market, A_STATUS, 8)
+    return self._a(market, A_STATUS, STATUS_BITS)
 
 
 @view
 @external
-def total_reserved_usd() -> uint256:
+def direct_fills(market: uint256) -> bool:
     """
-    @notice Σ over markets of open interest × reserve factor, WAD USD (each rounded up). The
-            Vault's `reserved_amount` is the same in token units, each market rounded up.
+    @notice False when traders must trade `market` through the order book.
     """
-    total: uint256 = 0
-    for market: uint256 in self.markets:
-        total += self._reserved_usd(market)
-    return total
+    return self._a(market, A_DIRECT_OFF, 1) == 0
 
 
 @view
@@ -678,23 +605,13 @@ def get_position(account: address, market: uint256, is_long: bool) -> market_typ
 
 @view
 @external
-def market_state(market: uint256) -> MarketState:
+def market_words(market: uint256) -> (uint256, uint256):
     """
-    @notice A market's stored indices and aggregates (indices as of `last_update`).
+    @notice A market's stored clock word (last update | borrow index | pool amount then)
+            and funding word (long | short indices, each biased by 2**127), packed as
+            documented at their declarations; `PerpReader.market_state` decodes them.
     """
-    idx: Indices = self._stored_indices(market)
-    return MarketState(
-        last_update=self._clock[market] & MASK_TIME,
-        borrow_index=idx.borrow,
-        funding_index_long=idx.funding_long,
-        funding_index_short=idx.funding_short,
-        open_interest_long_usd=self._oi[market * 2 + 1] & MASK_128,
-        open_interest_short_usd=self._oi[market * 2] & MASK_128,
-        open_interest_long_tokens=self._oi[market * 2 + 1] >> HALF,
-        open_interest_short_tokens=self._oi[market * 2] >> HALF,
-        reserved_usd=self._reserved_usd(market),
-        utilisation_pool_amount=self._clock[market] >> POOL_OFFSET,
-    )
+    return self._clock[market], self._funding[market]
 
 
 @view
@@ -739,7 +656,7 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
         self._sums[market * 2 + 1] = convert(WIDE_BIAS, uint256) << HALF
     else:
         # a settled market's fees stay stopped and its positions only close
-        if self._a(market, A_STATUS, 8) == SETTLED:
+        if self._a(market, A_STATUS, STATUS_BITS) == SETTLED:
             self._fail("perp: market settled")
         self._accrue(market)
         old_reserved = self._reserved_tokens(market)
@@ -788,8 +705,8 @@ def set_market_status(market: uint256, status: uint256, settlement_price: uint25
     """
     self._only_configurator()
     if self._config_a[market] == 0:
-        self._fail("perp: unknown market")
-    if self._a(market, A_STATUS, 8) == SETTLED:
+        self._refuse(REFUSED_UNKNOWN_MARKET, True)
+    if self._a(market, A_STATUS, STATUS_BITS) == SETTLED:
         self._fail("perp: market settled")
     if status > SETTLED:
         self._fail("perp: bad status")
@@ -798,7 +715,8 @@ def set_market_status(market: uint256, status: uint256, settlement_price: uint25
         self.settlement_price[market] = settlement_price
         # no more borrowing or funding: the indices stop where they are
         self._config_b[market] = self._config_b[market] & MASK_RATES
-    self._config_a[market] = (self._config_a[market] & ((1 << A_STATUS) - 1)) | (status << A_STATUS)
+    # only the status bits change: the direct-fills flag and the tier floor stay
+    self._config_a[market] = (self._config_a[market] & ~(((1 << STATUS_BITS) - 1) << A_STATUS)) | (status << A_STATUS)
     log MarketStatusSet(market=market, status=status, settlement_price=settlement_price)
 
 
@@ -810,6 +728,36 @@ def set_deleverager(deleverager: address):
     self._only_configurator()
     self.deleverager = deleverager
     log DeleveragerSet(deleverager=deleverager)
+
+
+@external
+def set_order_book(order_book: address):
+    """
+    @notice The contract allowed to call `increase_for` and `decrease_for` (the OrderBook,
+            which checks its orders' timing and prices); only the Configurator.
+    """
+    self._only_configurator()
+    self.order_book = order_book
+    log OrderBookSet(order_book=order_book)
+
+
+@external
+def set_direct_fills(market: uint256, enabled: bool):
+    """
+    @notice Allow (or refuse) `increase_position` and `decrease_position` by traders in
+            `market`; only the Configurator. With direct fills off, trades go through the
+            order book and fill at a price newer than the order. Liquidation, ADL and
+            settlement are unaffected.
+    """
+    self._only_configurator()
+    if self._config_a[market] == 0:
+        self._refuse(REFUSED_UNKNOWN_MARKET, True)
+    flag: uint256 = 1 << A_DIRECT_OFF
+    if enabled:
+        self._config_a[market] &= ~flag
+    else:
+        self._config_a[market] |= flag
+    log DirectFillsSet(market=market, enabled=enabled)
 
 
 @external
@@ -898,11 +846,8 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
     self._sums[side] = borrow_sum | (convert(funding_sum, uint256) << HALF)
     reserved_delta: int256 = 0
     if new.size_usd != old.size_usd:
-        # the market's reserve in tokens before and after
         other: uint256 = self._oi[side ^ 1] & MASK_128
-        factor: uint256 = self._a(market, A_RESERVE, BITS_BPS)
-        before: uint256 = self._reserve_of(factor, (oi & MASK_128) + other)
-        reserved_delta = convert(self._reserve_of(factor, usd + other), int256) - convert(before, int256)
+        reserved_delta = self._reserve_change(market, (oi & MASK_128) + other, usd + other)
 
     if new.size_usd == 0:
         self._pos_size[key] = 0
@@ -919,29 +864,36 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
 
 @internal
 @view
-def _check_caps(market: uint256, is_long: bool, reserved_delta: int256):
+def _check_caps(market: uint256, is_long: bool, size_delta: uint256, must: bool) -> uint256:
+    # before the write: the side's open interest and the Vault's reserve after the trade
     side: uint256 = market * 2 + convert(is_long, uint256)
-    if self._oi[side] & MASK_128 > self._b(market, B_MAX_OI, BITS_OI):
-        self._fail("perp: max open interest")
-    # the Vault's reserve after this trade, against the pool amount
-    reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + reserved_delta
+    usd: uint256 = (self._oi[side] & MASK_128) + size_delta
+    if usd > self._b(market, B_MAX_OI, BITS_OI):
+        return self._refuse(REFUSED_MAX_OPEN_INTEREST, must)
+    other: uint256 = self._oi[side ^ 1] & MASK_128
+    reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + self._reserve_change(market, usd - size_delta + other, usd + other)
     if reserved > convert(staticcall vault.pool_amount(), int256):
-        self._fail("perp: reserve exceeded")
+        return self._refuse(REFUSED_RESERVE_EXCEEDED, must)
+    return 0
 
 
 @internal
 @view
-def _check_position(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices):
+def _check_position(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices, must: bool) -> uint256:
+    # the rules a position left open by a trade must meet (0 when it does, else a refusal)
+    if pos.size_tokens == 0:
+        return self._refuse(REFUSED_POSITION_TOO_SMALL, must)
     collateral_wad: uint256 = pos.collateral * token_scale
     if collateral_wad < self._usd(market, A_MIN_COLLATERAL):
-        self._fail("perp: collateral below min")
+        return self._refuse(REFUSED_COLLATERAL_BELOW_MIN, must)
     if pos.size_usd * BPS > self._a(market, A_LEVERAGE, BITS_LEVERAGE) * collateral_wad:
-        self._fail("perp: leverage too high")
+        return self._refuse(REFUSED_LEVERAGE_TOO_HIGH, must)
     remaining: int256 = 0
     maintenance: uint256 = 0
     remaining, maintenance = self._health(pos, market, is_long, price, idx)
     if remaining < convert(maintenance, int256):
-        self._fail("perp: would be liquidatable")
+        return self._refuse(REFUSED_WOULD_BE_LIQUIDATABLE, must)
+    return 0
 
 
 @internal
@@ -1074,16 +1026,18 @@ def _reserved_tokens(market: uint256) -> uint256:
 
 @internal
 @view
-def _reserve_of(reserve_factor_bps: uint256, open_interest_usd: uint256) -> uint256:
-    # the market's share of the Vault's reserved amount: its reserve in tokens, rounded up
-    return self._to_tokens(math.bps_of(open_interest_usd, reserve_factor_bps, True), True)
+def _reserve_change(market: uint256, before_usd: uint256, after_usd: uint256) -> int256:
+    # the change of the market's reserve in tokens when its open interest (both sides)
+    # moves from before_usd to after_usd
+    factor: uint256 = self._a(market, A_RESERVE, BITS_BPS)
+    return convert(self._reserve_of(factor, after_usd), int256) - convert(self._reserve_of(factor, before_usd), int256)
 
 
 @internal
 @view
-def _reserved_usd(market: uint256) -> uint256:
-    # open interest of both sides × reserve factor, rounded up
-    return math.bps_of(self._open_interest_usd(market), self._a(market, A_RESERVE, BITS_BPS), True)
+def _reserve_of(reserve_factor_bps: uint256, open_interest_usd: uint256) -> uint256:
+    # the market's share of the Vault's reserved amount: its reserve in tokens, rounded up
+    return self._to_tokens(math.bps_of(open_interest_usd, reserve_factor_bps, True), True)
 
 
 @internal
@@ -1202,17 +1156,6 @@ def _indices_now(market: uint256) -> Indices:
 
 
 @internal
-@view
-def _stored_indices(market: uint256) -> Indices:
-    funding: uint256 = self._funding[market]
-    return Indices(
-        borrow=(self._clock[market] >> TIME_BITS) & MASK_INDEX,
-        funding_long=convert(funding & MASK_128, int256) - WIDE_BIAS,
-        funding_short=convert(funding >> HALF, int256) - WIDE_BIAS,
-    )
-
-
-@internal
 def _accrue(market: uint256) -> Indices:
     """
     @dev Bring the market's indices to now and record the pool amount whose utilisation
@@ -1233,7 +1176,158 @@ def _accrue(market: uint256) -> Indices:
     return idx
 
 
+# ---------------------------------------------------------------- internals: trading
+
+
+@internal
+def _increase(
+    account: address,
+    market: uint256,
+    is_long: bool,
+    collateral_delta: uint256,
+    size_delta: uint256,
+    acceptable_price: uint256,
+    must: bool,
+) -> uint256:
+    """
+    @dev Every increase. `must`: a refusal reverts (a trader's own call), otherwise it is
+         returned (the order book's): every check comes before the first write to the
+         position and its aggregates. Collateral comes from `account` (must) or from the
+         order book's escrow in the Vault.
+    """
+    if self._config_a[market] == 0:
+        return self._refuse(REFUSED_UNKNOWN_MARKET, must)
+    if collateral_delta == 0 and size_delta == 0:
+        return self._refuse(REFUSED_NOTHING_TO_DO, must)
+    key: bytes32 = self._key(account, market, is_long)
+    pos: market_types.Position = self._load(key)
+    if size_delta != 0:
+        if self.paused:
+            return self._refuse(REFUSED_PAUSED, must)
+        if self._a(market, A_STATUS, STATUS_BITS) != ACTIVE:
+            return self._refuse(REFUSED_MARKET_CLOSING, must)
+    if pos.size_usd == 0:
+        if size_delta == 0:
+            return self._refuse(REFUSED_ZERO_SIZE, must)
+        if collateral_delta == 0:
+            return self._refuse(REFUSED_ZERO_COLLATERAL, must)
+
+    price: uint256 = 0
+    if size_delta != 0:
+        price = staticcall oracle.get_price(market, is_long)
+        if is_long:
+            if price > acceptable_price:
+                return self._refuse(REFUSED_PRICE_NOT_ACCEPTABLE, must)
+        else:
+            if price < acceptable_price:
+                return self._refuse(REFUSED_PRICE_NOT_ACCEPTABLE, must)
+    # adding collateral alone needs no price (none is used): it works even when every price
+    # source is down, and the event logs price 0
+
+    idx: Indices = self._accrue(market)
+    s: Settle = self._pending(pos, is_long, idx)
+    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
+
+    gross: uint256 = pos.collateral + collateral_delta + s.funding_received
+    owed: uint256 = s.borrow_fee + s.position_fee + s.funding_paid
+    if gross < owed:
+        return self._refuse(REFUSED_FEES_EXCEED_COLLATERAL, must)
+
+    new: market_types.Position = market_types.Position(
+        size_usd=pos.size_usd + size_delta,
+        size_tokens=pos.size_tokens + (self._tokens_for(size_delta, price, is_long) if size_delta != 0 else 0),
+        collateral=gross - owed,
+        borrow_index=idx.borrow,
+        funding_index=idx.funding_long if is_long else idx.funding_short,
+    )
+    # adding collateral alone only reduces risk: allowed even to an unhealthy position
+    if size_delta != 0:
+        code: uint256 = self._check_caps(market, is_long, size_delta, must)
+        if code == 0:
+            code = self._check_position(new, market, is_long, price, idx, must)
+        if code != 0:
+            return code
+    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
+    log PositionUpdate(
+        key=key,
+        account=account,
+        market=market,
+        is_long=is_long,
+        size_usd=new.size_usd,
+        size_tokens=new.size_tokens,
+        collateral=new.collateral,
+        borrow_index=new.borrow_index,
+        funding_index=new.funding_index,
+        price=price,
+        size_delta=convert(size_delta, int256),
+        collateral_in=collateral_delta,
+        amount_out=0,
+        position_fee=s.position_fee,
+        borrow_fee=s.borrow_fee,
+        funding=convert(s.funding_received, int256) - convert(s.funding_paid, int256),
+        pnl=0,
+        bad_debt=0,
+    )
+    # collateral bucket: + paid in - fees - funding paid + funding received; the pool
+    # takes the fees and funding paid and fronts funding received, less the insurance cut
+    cut: uint256 = self._insurance_cut(self._config_a[market], s.position_fee)
+    fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
+    self._settle(
+        account if must else empty(address),
+        collateral_delta,
+        fees_to_pool - convert(cut, int256),
+        convert(collateral_delta, int256) - fees_to_pool,
+        convert(cut, int256),
+        empty(address),
+        0,
+        reserved_delta,
+        False,
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- internals: closing and risk
+
+
+@internal
+def _trade_decrease(
+    account: address,
+    market: uint256,
+    is_long: bool,
+    collateral_delta: uint256,
+    size_delta: uint256,
+    acceptable_price: uint256,
+    receiver: address,
+    must: bool,
+) -> (uint256, uint256):
+    """
+    @dev A trader's decrease, direct (`must`: refusals revert, the payout is transferred)
+         or by the order book (refusals returned, the size clamped to the position, the
+         payout credited to `receiver`).
+    """
+    if self._config_a[market] == 0:
+        return self._refuse(REFUSED_UNKNOWN_MARKET, must), 0
+    if collateral_delta == 0 and size_delta == 0:
+        return self._refuse(REFUSED_NOTHING_TO_DO, must), 0
+    key: bytes32 = self._key(account, market, is_long)
+    pos: market_types.Position = self._load(key)
+    if pos.size_usd == 0:
+        return self._refuse(REFUSED_NO_POSITION, must), 0
+    size: uint256 = size_delta
+    if size > pos.size_usd:
+        if must:
+            self._fail("perp: size exceeds position")
+        size = pos.size_usd
+    # withdrawing collateral adds risk: it needs a fresh keeper price (as does every order)
+    price: uint256 = self._close_price(market, is_long, not must or (collateral_delta != 0 and size != pos.size_usd))
+    if size != 0:
+        if is_long:
+            if price < acceptable_price:
+                return self._refuse(REFUSED_PRICE_NOT_ACCEPTABLE, must), 0
+        else:
+            if price > acceptable_price:
+                return self._refuse(REFUSED_PRICE_NOT_ACCEPTABLE, must), 0
+    return self._decrease(key, account, market, is_long, pos, collateral_delta, size, price, receiver, True, must)
 
 
 @internal
@@ -1248,12 +1342,16 @@ def _decrease(
     price: uint256,
     receiver: address,
     checked: bool,
-) -> uint256:
+    must: bool,
+) -> (uint256, uint256):
     """
     @dev Every decrease and close but liquidation: by the trader, by ADL and by settlement.
          `checked`: a partial decrease must leave a valid position (min collateral,
          leverage, health); an ADL close is forced on the owner, so it is not refused for
          what remains (the remainder can be liquidated like any other position).
+         `must`: refusals revert and the payout is transferred; otherwise (the order
+         book) refusals are returned before any write to the position and the payout is
+         credited to `receiver`.
     """
     closing: bool = size_delta == pos.size_usd
     idx: Indices = self._accrue(market)
@@ -1281,14 +1379,14 @@ def _decrease(
             shortfall = convert(-left, uint256)
     else:
         if collateral_delta > pos.collateral:
-            self._fail("perp: insufficient collateral")
+            return self._refuse(REFUSED_INSUFFICIENT_COLLATERAL, must), 0
         remaining: int256 = collateral - convert(collateral_delta, int256)
         if settle >= 0:
             amount_out = collateral_delta + convert(settle, uint256)
         else:
             remaining += settle
             if remaining < 0:
-                self._fail("perp: insufficient collateral")
+                return self._refuse(REFUSED_INSUFFICIENT_COLLATERAL, must), 0
             amount_out = collateral_delta
         new = market_types.Position(
             size_usd=pos.size_usd - size_delta,
@@ -1298,9 +1396,11 @@ def _decrease(
             funding_index=idx.funding_long if is_long else idx.funding_short,
         )
 
-    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
     if checked and not closing:
-        self._check_position(new, market, is_long, price, idx)
+        code: uint256 = self._check_position(new, market, is_long, price, idx, must)
+        if code != 0:
+            return code, 0
+    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
     # the insurance fund takes its cut of a fee actually collected, or covers a shortfall
     insurance_delta: int256 = 0
     if shortfall == 0:
@@ -1331,8 +1431,8 @@ def _decrease(
     # pays what goes out beyond that (or keeps what the position lost)
     collateral_change: int256 = convert(new.collateral, int256) - collateral
     pool_change: int256 = -convert(amount_out, int256) - collateral_change - insurance_delta
-    self._settle(empty(address), 0, pool_change, collateral_change, insurance_delta, receiver, amount_out, reserved_delta, False)
-    return amount_out
+    self._settle(empty(address), 0, pool_change, collateral_change, insurance_delta, receiver, amount_out, reserved_delta, not must)
+    return 0, amount_out
 
 
 @internal
@@ -1344,7 +1444,7 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     pos: market_types.Position = self._load(key)
     if pos.size_usd == 0:
         if must:
-            self._fail("perp: no position")
+            self._refuse(REFUSED_NO_POSITION, True)
         return False
     market: uint256 = ref.market
     price: uint256 = self._close_price(market, ref.is_long, True)
@@ -1459,7 +1559,7 @@ def _close_price(market: uint256, is_long: bool, fresh: bool) -> uint256:
          the fresh keeper price (longs at the min, shorts at the max) where risk is added
          or a keeper acts, or the exit price (which may fall back to the reference feed).
     """
-    if self._a(market, A_STATUS, 8) == SETTLED:
+    if self._a(market, A_STATUS, STATUS_BITS) == SETTLED:
         return self.settlement_price[market]
     if fresh:
         return staticcall oracle.get_price(market, not is_long)
@@ -1490,8 +1590,9 @@ def _settle(
     credit: bool,
 ):
     # `credit`: `amount_out` is owed to `account_out`, claimable from the Vault later
-    # (a keeper's fee: no token transfer to it, no control handed to it)
-    s: Settlement = Settlement(
+    # (a keeper's fee, an order's payout: no token transfer to it, no control handed to
+    # it). No `account_in` with an `amount_in`: it comes from the order book's escrow.
+    s: settlement.Settlement = settlement.Settlement(
         account_in=account_in,
         amount_in=amount_in,
         pool_delta=pool_delta,
@@ -1504,6 +1605,9 @@ def _settle(
         credit_account=empty(address),
         credit_amount=0,
     )
+    if account_in == empty(address):
+        s.escrow_delta = -convert(amount_in, int256)
+        s.amount_in = 0
     if credit:
         s.credit_account = account_out
         s.credit_amount = amount_out
@@ -1546,6 +1650,53 @@ def _tier_floor(threshold: uint256) -> uint256:
             break
         bit = i
     return bit
+
+
+@internal
+@pure
+def _refuse(code: uint256, must: bool) -> uint256:
+    # a refusal of a trade (REFUSED_*): reverted with its reason when the caller must succeed,
+    # else returned
+    if must:
+        raise self._reason(code)
+    return code
+
+
+@internal
+@pure
+def _reason(code: uint256) -> String[40]:
+    # the named reason of a refusal code; the OrderBook's `reason` holds the same table
+    if code == REFUSED_UNKNOWN_MARKET:
+        return "perp: unknown market"
+    if code == REFUSED_NOTHING_TO_DO:
+        return "perp: nothing to do"
+    if code == REFUSED_PAUSED:
+        return "perp: paused"
+    if code == REFUSED_MARKET_CLOSING:
+        return "perp: market closing"
+    if code == REFUSED_ZERO_SIZE:
+        return "perp: zero size"
+    if code == REFUSED_ZERO_COLLATERAL:
+        return "perp: zero collateral"
+    if code == REFUSED_PRICE_NOT_ACCEPTABLE:
+        return "perp: price not acceptable"
+    if code == REFUSED_FEES_EXCEED_COLLATERAL:
+        return "perp: fees exceed collateral"
+    if code == REFUSED_NO_POSITION:
+        return "perp: no position"
+    if code == REFUSED_INSUFFICIENT_COLLATERAL:
+        return "perp: insufficient collateral"
+    if code == REFUSED_MAX_OPEN_INTEREST:
+        return "perp: max open interest"
+    if code == REFUSED_RESERVE_EXCEEDED:
+        return "perp: reserve exceeded"
+    if code == REFUSED_POSITION_TOO_SMALL:
+        return "perp: position too small"
+    if code == REFUSED_COLLATERAL_BELOW_MIN:
+        return "perp: collateral below min"
+    if code == REFUSED_LEVERAGE_TOO_HIGH:
+        return "perp: leverage too high"
+    return "perp: would be liquidatable"
 
 
 @internal

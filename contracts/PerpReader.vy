@@ -22,6 +22,15 @@ interface IPerpView:
     def settlement_price(market: uint256) -> uint256: view
     def token_scale() -> uint256: view
     def oracle() -> address: view
+    def configurator() -> address: view
+    def market_words(market: uint256) -> (uint256, uint256): view
+    def open_interest(market: uint256, is_long: bool) -> (uint256, uint256): view
+
+interface IConfigView:
+    def configs(market: uint256) -> market_types.MarketConfig: view
+
+interface IOracleMarkets:
+    def market_count() -> uint256: view
 
 # ---------------------------------------------------------------- constants
 
@@ -30,6 +39,15 @@ BPS: constant(uint256) = 10_000
 SECONDS_PER_HOUR: constant(uint256) = 3_600
 SECONDS_PER_YEAR: constant(uint256) = 31_536_000  # 365 days
 SETTLED: constant(uint256) = 2  # Perp's market status
+MAX_MARKETS: constant(uint256) = 256  # Oracle markets scanned by `total_reserved_usd`
+# Perp's packed market words (see its storage declarations)
+TIME_BITS: constant(uint256) = 32  # clock: last update, then the borrow index
+MASK_TIME: constant(uint256) = 2**32 - 1
+MASK_INDEX: constant(uint256) = 2**80 - 1
+POOL_OFFSET: constant(uint256) = 112  # clock: the pool amount recorded at the last touch
+HALF: constant(uint256) = 128  # funding: long index low, short index high
+MASK_128: constant(uint256) = 2**128 - 1
+FUNDING_BIAS: constant(int256) = 2**127
 
 # ---------------------------------------------------------------- structs
 
@@ -49,6 +67,18 @@ struct PositionInfo:
     liquidation_price: uint256  # WAD, 0 when none exists
     is_liquidatable: bool
 
+struct MarketState:
+    last_update: uint256  # s
+    borrow_index: uint256  # WAD, as of last_update (`Perp.current_indices`: as of now)
+    funding_index_long: int256  # WAD, as of last_update
+    funding_index_short: int256
+    open_interest_long_usd: uint256  # WAD USD at entry
+    open_interest_short_usd: uint256
+    open_interest_long_tokens: uint256  # WAD index tokens
+    open_interest_short_tokens: uint256
+    reserved_usd: uint256  # WAD: open interest of both sides x reserve factor, rounded up
+    utilisation_pool_amount: uint256  # token units: the pool amount the borrowing rate uses
+
 struct Rates:
     borrowing_rate_per_second: uint256  # WAD, paid by both sides
     funding_rate_long_per_second: int256  # WAD, > 0 longs receive, < 0 longs pay
@@ -64,6 +94,7 @@ struct Rates:
 
 perp: public(immutable(IPerpView))
 oracle: public(immutable(IOracle))
+configurator: public(immutable(IConfigView))
 token_scale: public(immutable(uint256))
 
 
@@ -74,6 +105,7 @@ def __init__(perp_: address):
     """
     perp = IPerpView(perp_)
     oracle = IOracle(staticcall IPerpView(perp_).oracle())
+    configurator = IConfigView(staticcall IPerpView(perp_).configurator())
     token_scale = staticcall IPerpView(perp_).token_scale()
 
 
@@ -139,6 +171,63 @@ def rates(market: uint256) -> Rates:
         funding_rate_long_per_year=f_long * convert(SECONDS_PER_YEAR, int256),
         funding_rate_short_per_year=f_short * convert(SECONDS_PER_YEAR, int256),
     )
+
+
+@view
+@external
+def market_state(market: uint256) -> MarketState:
+    """
+    @notice A market's stored indices (as of `last_update`) and aggregates, decoded from
+            Perp's words, with its reserve.
+    """
+    clock: uint256 = 0
+    funding: uint256 = 0
+    clock, funding = staticcall perp.market_words(market)
+    long_usd: uint256 = 0
+    long_tokens: uint256 = 0
+    long_usd, long_tokens = staticcall perp.open_interest(market, True)
+    short_usd: uint256 = 0
+    short_tokens: uint256 = 0
+    short_usd, short_tokens = staticcall perp.open_interest(market, False)
+    return MarketState(
+        last_update=clock & MASK_TIME,
+        borrow_index=(clock >> TIME_BITS) & MASK_INDEX,
+        funding_index_long=convert(funding & MASK_128, int256) - FUNDING_BIAS,
+        funding_index_short=convert(funding >> HALF, int256) - FUNDING_BIAS,
+        open_interest_long_usd=long_usd,
+        open_interest_short_usd=short_usd,
+        open_interest_long_tokens=long_tokens,
+        open_interest_short_tokens=short_tokens,
+        reserved_usd=self._reserved_usd(market, long_usd + short_usd),
+        utilisation_pool_amount=clock >> POOL_OFFSET,
+    )
+
+
+@view
+@external
+def total_reserved_usd() -> uint256:
+    """
+    @notice Σ over markets of open interest × reserve factor, WAD USD (each rounded up). The
+            Vault's `reserved_amount` is the same in token units, each market rounded up.
+    """
+    total: uint256 = 0
+    for market: uint256 in range(1, MAX_MARKETS + 1):
+        if market > staticcall IOracleMarkets(oracle.address).market_count():
+            break
+        long_usd: uint256 = 0
+        short_usd: uint256 = 0
+        tokens: uint256 = 0
+        long_usd, tokens = staticcall perp.open_interest(market, True)
+        short_usd, tokens = staticcall perp.open_interest(market, False)
+        total += self._reserved_usd(market, long_usd + short_usd)
+    return total
+
+
+@internal
+@view
+def _reserved_usd(market: uint256, open_interest_usd: uint256) -> uint256:
+    # as Perp reserves: open interest x reserve factor, rounded up
+    return math.bps_of(open_interest_usd, (staticcall configurator.configs(market)).reserve_factor_bps, True)
 
 
 @internal

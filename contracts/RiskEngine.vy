@@ -31,6 +31,7 @@ interface IPerpRisk:
     def close_price(market: uint256, is_long: bool) -> uint256: view
     def position_key(account: address, market: uint256, is_long: bool) -> bytes32: view
     def adl_decrease(account: address, market: uint256, is_long: bool, size_delta: uint256) -> uint256: nonpayable
+    def market_status(market: uint256) -> uint256: view
 
 interface IVaultPool:
     def pool_amount() -> uint256: view
@@ -46,6 +47,7 @@ BPS: constant(uint256) = 10_000
 WAD: constant(uint256) = 10**18
 MICRO_USD: constant(uint256) = 10**12  # WAD: part of the clamp's rounding margin
 ROUNDING_UNITS: constant(uint256) = 4  # token units the close may round in the pool's favour
+SETTLED: constant(uint256) = 2  # Perp's market status of a settled market
 
 # ---------------------------------------------------------------- structs
 
@@ -138,6 +140,19 @@ def auto_deleverage(account: address, market: uint256, is_long: bool, size_delta
         pnl_factor_after_bps=after.pnl_factor_bps,
     )
     return size
+
+
+@external
+def settle_position(account: address, market: uint256, is_long: bool) -> uint256:
+    """
+    @notice In a settled (wound-down) market, close any position at the settlement price
+            and pay its owner what it is worth, as a full close. Anyone may call.
+    @return Token units paid to `account`.
+    """
+    assert staticcall perp.market_status(market) == SETTLED, "risk: market not settled"
+    pos: market_types.Position = staticcall perp.get_position(account, market, is_long)
+    assert pos.size_usd != 0, "risk: no position"
+    return extcall perp.adl_decrease(account, market, is_long, pos.size_usd)
 
 
 @view

@@ -32,6 +32,7 @@ from ethereum.ercs import IERC20
 from ethereum.ercs import IERC20Detailed
 from contracts.interfaces import IPoolValue
 from contracts.lib import math  # stateless helpers: no `initializes` needed
+from contracts.lib import settlement
 
 implements: IERC20
 
@@ -56,18 +57,6 @@ token_scale: public(immutable(uint256))  # WAD per token unit: 10**(18 - decimal
 
 # ---------------------------------------------------------------- structs
 
-struct Settlement:
-    account_in: address  # pays `amount_in` (approved to the Vault)
-    amount_in: uint256  # token units pulled in
-    pool_delta: int256  # token units added to (or taken from) each bucket
-    collateral_delta: int256
-    escrow_delta: int256
-    insurance_delta: int256
-    account_out: address  # receives `amount_out`
-    amount_out: uint256  # token units paid out
-    reserved_delta: int256  # change of the reserved amount, token units
-    credit_account: address  # is owed `credit_amount`, to `claim` later (a keeper's fee)
-    credit_amount: uint256  # token units
 
 # ---------------------------------------------------------------- storage
 
@@ -308,7 +297,7 @@ def fund_insurance(amount: uint256):
 
 
 @external
-def settle(s: Settlement):
+def settle(s: settlement.Settlement):
     """
     @notice Move money for a protocol contract in one balanced step: pull `amount_in`
             from `account_in`, change the buckets, pay `amount_out` to `account_out`, credit

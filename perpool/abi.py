@@ -14,6 +14,7 @@ DEPLOYABLES: tuple[str, ...] = (
     "Perp",
     "RiskEngine",
     "PerpReader",
+    "OrderBook",
     "TestToken",
 )
 

@@ -22,6 +22,7 @@ class Protocol:
     configurator: Any
     risk: Any  # RiskEngine (ADL)
     reader: Any  # PerpReader
+    orders: Any  # OrderBook
     feeds: dict[str, Any] = field(default_factory=dict)  # market name -> OracleFeed
     markets: dict[str, int] = field(default_factory=dict)  # market name -> id
     deploy_block: int = 0
@@ -35,6 +36,7 @@ class Protocol:
             "Configurator": str(self.configurator.address),
             "RiskEngine": str(self.risk.address),
             "PerpReader": str(self.reader.address),
+            "OrderBook": str(self.orders.address),
         }
 
 
@@ -56,12 +58,15 @@ def deploy_protocol(
     updaters: tuple[Any, ...] = (),
     seed_prices: bool = True,
     chain: Any = None,
+    direct_fills: bool = True,
 ) -> Protocol:
-    """Deploy Oracle, Vault, Configurator, Perp, RiskEngine, PerpReader and one OracleFeed
-    per market; register the markets in the Oracle and (through the Configurator) in Perp;
-    make Perp the Vault's controller and pool value source, the Configurator the Vault's
-    pauser and the RiskEngine Perp's deleverager; authorise `updaters` as price pushers
-    and, with `seed_prices`, push a first price per market."""
+    """Deploy Oracle, Vault, Configurator, Perp, RiskEngine, PerpReader, OrderBook and one
+    OracleFeed per market; register the markets in the Oracle and (through the
+    Configurator) in Perp; make Perp and the OrderBook the Vault's controllers, Perp its
+    pool value source, the Configurator its pauser, the RiskEngine Perp's deleverager and
+    the OrderBook Perp's order book and an Oracle updater; authorise `updaters` as price
+    pushers and order keepers and, with `seed_prices`, push a first price per market.
+    Without `direct_fills` every market trades through the OrderBook only."""
     markets = dict(params.LOCAL_MARKETS if markets is None else markets)
     config = dict(params.ORACLE_CONFIG if oracle_config is None else oracle_config)
     start_block = chain.blocks.head.number + 1 if chain is not None else 0
@@ -84,7 +89,13 @@ def deploy_protocol(
     risk = deployer.deploy(project.RiskEngine, perp.address, vault.address, configurator.address)
     configurator.set_deleverager(risk.address, sender=deployer)
     reader = deployer.deploy(project.PerpReader, perp.address)
+    orders = deployer.deploy(project.OrderBook, perp.address, params.MIN_EXECUTION_FEE)
+    configurator.set_order_book(orders.address, sender=deployer)
+    oracle.set_updater(orders.address, True, sender=deployer)
     vault.set_controller(perp.address, True, sender=deployer)
+    vault.set_controller(orders.address, True, sender=deployer)
+    for account in updaters:
+        orders.set_keeper(account, True, sender=deployer)
     vault.set_pool_value_source(perp.address, sender=deployer)
     vault.set_pauser(configurator.address, sender=deployer)
     for name in ids:
@@ -94,6 +105,8 @@ def deploy_protocol(
             dict(risk_config or params.RISK_CONFIG),
             sender=deployer,
         )
+        if not direct_fills:
+            configurator.set_direct_fills(ids[name], False, sender=deployer)
 
     if seed_prices and updaters and chain is not None:
         now = chain.pending_timestamp
@@ -108,6 +121,7 @@ def deploy_protocol(
         configurator=configurator,
         risk=risk,
         reader=reader,
+        orders=orders,
         feeds=feeds,
         markets=ids,
         deploy_block=start_block,
@@ -129,7 +143,8 @@ def deploy_network(
     """Deploy everything on Ape's connected network and write the deployment file.
 
     On a local network (chain id 31337) it also deploys a test stablecoin, makes the
-    deployer a price updater and seeds the markets' first prices.
+    deployer a price updater and order keeper and seeds the markets' first prices. Off a
+    local network direct fills are switched off: every trade goes through the OrderBook.
     """
     from ape import accounts, chain, networks, project
 
@@ -158,6 +173,7 @@ def deploy_network(
         updaters=(deployer,) if local else (),
         seed_prices=local,
         chain=chain,
+        direct_fills=local,
     )
     network_name = networks.provider.network.name
     record = Deployment(

@@ -23,7 +23,11 @@ GMX_V1: dict[str, int] = {
     "LP redeem": 434_357,
     "price push, 1 market": 56_000 + 34_500,
     "price push, 2 markets": 56_000 + 2 * 34_500,
+    # createIncreasePosition + executeIncreasePosition through GMX v1's PositionRouter
+    "two-step open": 396_213 + 558_881,
 }
+#: The two-step budget of issue #6: create + execute of a market open.
+TWO_STEP_BUDGET = 380_000
 
 
 def _fund(token: Any, vault: Any, account: Any, amount: int) -> None:
@@ -120,6 +124,32 @@ def measure(
     tick()
     kept["keeper claim"] = p.vault.claim(keeper, sender=keeper)
     gas["keeper claim"] = kept["keeper claim"].gas_used
+
+    # orders: a market open placed by the trader and filled by the keeper at the next
+    # price; once to warm up (order ids, the keeper's fee balance), then measured
+    fee = params.MIN_EXECUTION_FEE
+    for label in ("warm-up", "measured"):
+        tick()
+        created = p.orders.create_order(eth, 0, True, 1_000 * unit, 10_000 * WAD, 2**255, 0, fee, sender=trader)
+        push(eth)
+        tick()
+        executed = p.orders.execute_orders([created.return_value], keeper, sender=keeper)
+        if label == "measured":
+            kept["order create"], kept["order execute"] = created, executed
+        tick()
+        size = p.perp.get_position(trader, eth, True).size_usd
+        p.perp.decrease_position(eth, True, 0, size, 0, trader, sender=trader)
+    gas["order create"] = kept["order create"].gas_used
+    gas["order execute"] = kept["order execute"].gas_used
+    gas["two-step open"] = gas["order create"] + gas["order execute"]
+    tick()
+    order_id = p.orders.create_order(eth, 0, True, 1_000 * unit, 10_000 * WAD, 2**255, 0, fee, sender=trader).return_value
+    price[eth] = price[eth] * 1001 // 1000
+    tick()
+    kept["push + execute"] = p.orders.execute_orders_with_prices(
+        [eth], [price[eth]], chain.pending_timestamp, [order_id], keeper, sender=keeper
+    )
+    gas["push + execute"] = kept["push + execute"].gas_used
     return gas
 
 

@@ -34,6 +34,9 @@ STABLE_NAME = "Test USD"
 STABLE_SYMBOL = "tUSD"
 STABLE_DECIMALS = 6
 
+# OrderBook: the keeper's fee per order, token units of the stablecoin (6 decimals: $0.10)
+MIN_EXECUTION_FEE = 100_000
+
 _PER_HOUR = WAD // 3_600  # WAD per second that makes 100 % per hour
 
 #: Perp market settings (see contracts/Perp.vy, `MarketConfig`), the same for ETH and BTC.

@@ -49,6 +49,7 @@ def test_deployable__deployed_code__fits_eip170(project, deployer, chain, name):
         "RiskEngine": protocol.risk,
         "PerpReader": protocol.reader,
         "OracleFeed": protocol.feeds["ETH"],
+        "OrderBook": protocol.orders,
     }[name]
     code = chain.provider.get_code(contract.address)
     assert 0 < len(code) <= EIP170_LIMIT

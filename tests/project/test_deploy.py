@@ -17,7 +17,7 @@ def test_deploy_network__local__wires_everything_and_writes_the_file(tmp_path, c
     data = json.loads(out.read_text())
     assert data["chain_id"] == chain.chain_id
     assert set(data["contracts"]) == {
-        "Token", "Oracle", "Vault", "Perp", "Configurator", "RiskEngine", "PerpReader"
+        "Token", "Oracle", "Vault", "Perp", "Configurator", "RiskEngine", "PerpReader", "OrderBook"
     }
     assert data["markets"] == {"ETH": 1, "BTC": 2}
     assert load(out) == record
@@ -35,8 +35,14 @@ def test_deploy_network__local__wires_everything_and_writes_the_file(tmp_path, c
     assert perp.deleverager() == risk.address and risk.perp() == perp.address
     assert vault.pauser() == configurator.address and reader.perp() == perp.address
     assert oracle.updaters(deployer.address)
+    orders = ape.project.OrderBook.at(data["contracts"]["OrderBook"])
+    assert perp.order_book() == orders.address and orders.perp() == perp.address
+    assert vault.controllers(orders.address) and oracle.updaters(orders.address)
+    assert orders.keepers(deployer.address) and orders.vault() == vault.address
+    assert orders.min_execution_fee() == params.MIN_EXECUTION_FEE
     for name, market in data["markets"].items():
         assert perp.is_market(market)
+        assert perp.direct_fills(market)  # a local devnet keeps direct fills on
         assert configurator.configs(market).max_leverage_bps == params.MARKET_CONFIG["max_leverage_bps"]
         risk_config = configurator.risk_configs(market)
         assert risk_config.insurance_cut_bps == params.RISK_CONFIG["insurance_cut_bps"]

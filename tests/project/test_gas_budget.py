@@ -1,10 +1,11 @@
 """Gas budgets (gas is deterministic on Anvil, so budgets may be asserted; speed never is).
 Budget (issues #3 and #4): every operation at most 0.5x GMX v1's gas on the same Anvil,
-`liquidate` included. `ape run gas` prints the same figures."""
+`liquidate` included; issue #6: an order's create + execute of a market open at most
+380,000 (0.40x GMX v1's two-step open). `ape run gas` prints the same figures."""
 
 import pytest
 
-from perpool.gas import GMX_V1, measure
+from perpool.gas import GMX_V1, TWO_STEP_BUDGET, measure
 
 BUDGET_RATIO = 0.5
 
@@ -17,3 +18,13 @@ def gas(project, accounts, chain):
 @pytest.mark.parametrize("operation", sorted(GMX_V1))
 def test_gas__operation__within_half_of_gmx_v1(gas, operation):
     assert gas[operation] <= GMX_V1[operation] * BUDGET_RATIO, f"{operation}: {gas[operation]:,}"
+
+
+def test_gas__two_step_open__create_plus_execute_within_budget(gas):
+    assert gas["two-step open"] == gas["order create"] + gas["order execute"]
+    assert gas["two-step open"] <= TWO_STEP_BUDGET, f"{gas['two-step open']:,}"
+    assert TWO_STEP_BUDGET <= GMX_V1["two-step open"] * 0.40
+
+
+def test_gas__push_and_execute__one_transaction_cheaper_than_push_then_execute(gas):
+    assert gas["push + execute"] < gas["price push, 1 market"] + gas["order execute"]

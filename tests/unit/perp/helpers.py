@@ -56,6 +56,7 @@ class Env:
     configurator: Any
     risk: Any  # RiskEngine
     reader: Any  # PerpReader
+    orders: Any  # OrderBook
     markets: dict[str, int]
     keeper: Any
     chain: Any
@@ -82,20 +83,40 @@ class Env:
         self.token.mint(account, self.usd(dollars), sender=account)
         self.token.approve(self.vault.address, 2**256 - 1, sender=account)
 
+    @classmethod
+    def of(cls, p: Any, keeper: Any, chain: Any, decimals: int = 6) -> "Env":
+        """The Env of a `deploy_protocol` result."""
+        return cls(
+            token=p.token, oracle=p.oracle, vault=p.vault, perp=p.perp, configurator=p.configurator,
+            risk=p.risk, reader=p.reader, orders=p.orders, markets=p.markets,
+            keeper=keeper, chain=chain, unit=10**decimals, scale=10 ** (18 - decimals),
+        )
+
 
 def build_env(
-    project, deployer, keeper, lp, chain, decimals: int, risk_config: dict[str, object] | None = None
+    project,
+    deployer,
+    keeper,
+    lp,
+    chain,
+    decimals: int,
+    risk_config: dict[str, object] | None = None,
+    token: Any = None,
+    direct_fills: bool = True,
 ) -> Env:
-    """Deploy a protocol with `decimals` collateral and seed the pool with the LP's deposit."""
-    token = deployer.deploy(project.TestToken, "Test USD", "tUSD", decimals)
+    """Deploy a protocol with `decimals` collateral (or `token`) and seed the pool with the
+    LP's deposit."""
+    token = token or deployer.deploy(project.TestToken, "Test USD", "tUSD", decimals)
     p = deploy_protocol(
-        project, deployer, token, risk_config=risk_config or NO_CUT_RISK, updaters=(keeper,), chain=chain
+        project,
+        deployer,
+        token,
+        risk_config=risk_config or NO_CUT_RISK,
+        updaters=(keeper,),
+        chain=chain,
+        direct_fills=direct_fills,
     )
-    env = Env(
-        token=token, oracle=p.oracle, vault=p.vault, perp=p.perp, configurator=p.configurator,
-        risk=p.risk, reader=p.reader, markets=p.markets,
-        keeper=keeper, chain=chain, unit=10**decimals, scale=10 ** (18 - decimals),
-    )
+    env = Env.of(p, keeper, chain, decimals)
     env.fund(lp, LP_DEPOSIT_USD * 2)
     p.vault.deposit(env.usd(LP_DEPOSIT_USD), 0, lp, sender=lp)
     return env
@@ -215,7 +236,7 @@ class Indices:
 
     @classmethod
     def of_state(cls, state: Any) -> "Indices":
-        """From `perp.market_state(m)` (stored indices) or `perp.current_indices(m)`."""
+        """From `env.reader.market_state(m)` (stored indices) or `perp.current_indices(m)`."""
         if hasattr(state, "borrow_index"):
             return cls(state.borrow_index, state.funding_index_long, state.funding_index_short)
         return cls(state.borrow, state.funding_long, state.funding_short)
@@ -561,7 +582,7 @@ def buckets(vault: Any) -> tuple[int, int, int, int]:
 
 def indices_used(env: Any, market: int) -> Indices:
     """The stored indices after a transaction: the ones it accrued to and settled with."""
-    return Indices.of_state(env.perp.market_state(market))
+    return Indices.of_state(env.reader.market_state(market))
 
 
 def indices_at(env: Any, market: int, timestamp: int) -> Indices:
@@ -569,7 +590,7 @@ def indices_at(env: Any, market: int, timestamp: int) -> Indices:
     open (so no funding): stored borrow index + rate x elapsed seconds."""
     rates = env.reader.rates(market)
     assert rates.funding_rate_long_per_second == rates.funding_rate_short_per_second == 0
-    state = env.perp.market_state(market)
+    state = env.reader.market_state(market)
     assert timestamp >= state.last_update
     stored = Indices.of_state(state)
     accrued = rates.borrowing_rate_per_second * (timestamp - state.last_update)
@@ -587,10 +608,10 @@ def state_of(env: Any, accounts: tuple[Any, ...]) -> dict[str, Any]:
             for m in markets
             for side in (True, False)
         ],
-        "markets": [tuple(perp.market_state(m)) for m in markets],
+        "markets": [tuple(env.reader.market_state(m)) for m in markets],
         "configs": [tuple(env.configurator.configs(m)) for m in markets],
         "buckets": buckets(vault),
-        "reserved": (vault.reserved_amount(), perp.total_reserved_usd()),
+        "reserved": (vault.reserved_amount(), env.reader.total_reserved_usd()),
         "balances": [env.token.balanceOf(a) for a in accounts] + [env.token.balanceOf(vault)],
         "risk": [tuple(env.configurator.risk_configs(m)) for m in markets],
         "insurance": (vault.insurance_amount(), perp.bad_debt_total()),

@@ -78,11 +78,7 @@ def env(project, deployer, keeper, lp, chain) -> Env:
         project, deployer, token, market_config=ADL_MARKET, risk_config=ADL_RISK,
         updaters=(keeper,), chain=chain,
     )
-    e = Env(
-        token=token, oracle=p.oracle, vault=p.vault, perp=p.perp, configurator=p.configurator,
-        risk=p.risk, reader=p.reader, markets=p.markets, keeper=keeper, chain=chain,
-        unit=10**6, scale=10**12,
-    )
+    e = Env.of(p, keeper, chain)
     e.fund(lp, POOL_USD * 2)
     p.vault.deposit(e.usd(POOL_USD), 0, lp, sender=lp)
     return e

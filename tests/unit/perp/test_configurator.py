@@ -214,7 +214,7 @@ def test_add_market__oracle_market__listed_with_configs_events_and_packed_words(
     expect_applied(tx, env, market, c, r)
     assert env.perp.is_market(market)
     assert [env.perp.markets(i) for i in range(3)] == [*sorted(env.markets.values()), market]
-    state = env.perp.market_state(market)
+    state = env.reader.market_state(market)
     assert state.last_update == tx.timestamp
     assert (state.borrow_index, state.funding_index_long, state.funding_index_short) == (0, 0, 0)
     assert state.utilisation_pool_amount == env.vault.pool_amount()
@@ -326,8 +326,8 @@ def test_set_market_config__new_reserve_factor__reserve_follows_at_once(
 
     eth_usd = bps_of(eth_size, factor, True)
     eth_new = to_tokens(eth_usd, env.scale, True)
-    assert perp.market_state(env.eth).reserved_usd == eth_usd
-    assert perp.total_reserved_usd() == eth_usd + btc_usd
+    assert env.reader.market_state(env.eth).reserved_usd == eth_usd
+    assert env.reader.total_reserved_usd() == eth_usd + btc_usd
     assert vault.reserved_amount() == eth_new + btc_tokens
     [settled] = from_contract(tx, vault.Settled, vault)
     assert settled.reserved_delta == eth_new - eth_old
@@ -350,7 +350,7 @@ def test_set_market_config__after_time__accrues_borrowing_under_old_rate_first(
     perp = env.perp
     t0 = push_fresh(env, env.eth, ETH_PRICE)
     open_position(env, funded_trader, env.eth, True, env.usd(2_000), 50_000 * WAD)
-    before = perp.market_state(env.eth)
+    before = env.reader.market_state(env.eth)
     rate = perp.current_rates(env.eth)[0]
     assert rate > 0
     pin(env, t0 + 600)
@@ -360,7 +360,7 @@ def test_set_market_config__after_time__accrues_borrowing_under_old_rate_first(
 
     assert tx.timestamp == t0 + 600
     idx = indices_used(env, env.eth)
-    assert perp.market_state(env.eth).last_update == tx.timestamp
+    assert env.reader.market_state(env.eth).last_update == tx.timestamp
     assert idx.borrow == before.borrow_index + rate * (tx.timestamp - before.last_update)
     assert perp.current_rates(env.eth)[0] == 0
     env.chain.mine(timestamp=t0 + 1_200)  # with the new factor nothing more accrues

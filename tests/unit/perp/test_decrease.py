@@ -129,7 +129,7 @@ def assert_settled(
     receiver_tokens, vault_tokens = before_balances
     assert env.token.balanceOf(receiver) == receiver_tokens + change.amount_out
     assert env.token.balanceOf(vault) == vault_tokens - change.amount_out
-    assert vault.reserved_amount() == to_tokens(perp.total_reserved_usd(), env.scale, True)
+    assert vault.reserved_amount() == to_tokens(env.reader.total_reserved_usd(), env.scale, True)
     assert vault.is_solvent()
 
 
@@ -186,7 +186,7 @@ def test_decrease__full_close__pays_collateral_plus_pnl_minus_fees(env_any, trad
     assert change.collateral_delta == -pos.collateral
     assert change.pool_delta == pos.collateral - change.amount_out
     assert perp.open_interest(env.eth, is_long) == (0, 0)
-    assert perp.total_reserved_usd() == 0
+    assert env.reader.total_reserved_usd() == 0
 
 
 @SIDES
@@ -330,7 +330,7 @@ def test_decrease__partial_close__realises_pnl_pro_rata_with_rounding_against_tr
     assert_settled(env, tx, change, trader, is_long, before_buckets, before_balances)
     left = change.position
     assert perp.open_interest(env.eth, is_long) == (left.size_usd, left.size_tokens)
-    assert perp.total_reserved_usd() == bps_of(left.size_usd, cfg["reserve_factor_bps"], True)
+    assert env.reader.total_reserved_usd() == bps_of(left.size_usd, cfg["reserve_factor_bps"], True)
 
 
 def test_decrease__partial_closes_then_full__pool_gains_exactly_what_the_trader_lost(
@@ -356,7 +356,7 @@ def test_decrease__partial_closes_then_full__pool_gains_exactly_what_the_trader_
     assert env.token.balanceOf(funded_trader) == start_tokens - collateral + paid
     assert env.vault.pool_amount() - start_pool == collateral - paid
     assert env.vault.collateral_amount() == 0
-    assert env.vault.reserved_amount() == env.perp.total_reserved_usd() == 0
+    assert env.vault.reserved_amount() == env.reader.total_reserved_usd() == 0
     assert env.vault.is_solvent()
 
 

@@ -29,7 +29,7 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     perp.increase_position(eth, True, env.usd(1_000), 10_000 * WAD, 3_000 * WAD, sender=long_trader)
     env.chain.pending_timestamp = opened_at
     perp.increase_position(eth, False, env.usd(500), 5_000 * WAD, 3_000 * WAD, sender=short_trader)
-    assert perp.market_state(eth).borrow_index == 0  # nothing accrued before both were open
+    assert env.reader.market_state(eth).borrow_index == 0  # nothing accrued before both were open
     long_pos = perp.get_position(long_trader, eth, True)
     short_pos = perp.get_position(short_trader, eth, False)
     open_fee_long = ceil_div(ceil_div(10_000 * WAD * CFG["position_fee_bps"], BPS), scale)
@@ -42,7 +42,7 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     # 2. the rates: utilisation = reserved / the pool amount at the market's last touch
     #    (the short's open, before its fee), skew = |L - S| / (L + S)
     pool = pool_before + open_fee_long
-    assert perp.market_state(eth).utilisation_pool_amount == pool
+    assert env.reader.market_state(eth).utilisation_pool_amount == pool
     reserved = ceil_div(15_000 * WAD * CFG["reserve_factor_bps"], BPS)
     utilisation = min(ceil_div(reserved * WAD, pool * scale), WAD)
     borrow_rate = ceil_div(CFG["borrowing_factor"] * utilisation, WAD)
@@ -55,7 +55,7 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
 
     # 3. the keeper pushes $3,000 every 4 minutes; one hour later ETH is $3,030 (+1 %:
     #    under the spread threshold, so min = max)
-    start = perp.market_state(eth).last_update
+    start = env.reader.market_state(eth).last_update
     for t in range(start + HEARTBEAT, start + HOUR, HEARTBEAT):
         env.chain.pending_timestamp = t
         env.push(eth, 3_000 * WAD)

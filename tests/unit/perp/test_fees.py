@@ -64,7 +64,7 @@ class MarketSnap:
 
     @classmethod
     def read(cls, env, market: int) -> "MarketSnap":
-        ms = env.perp.market_state(market)
+        ms = env.reader.market_state(market)
         return cls(
             last_update=ms.last_update,
             borrow=ms.borrow_index,
@@ -220,7 +220,7 @@ def test_borrowing_fee__one_day_on_one_side__equals_size_times_rate_times_elapse
     tx = add_collateral(env, funded_trader, is_long, env.usd(1))
 
     assert tx.timestamp == ts
-    ms = perp.market_state(env.eth)
+    ms = env.reader.market_state(env.eth)
     assert ms.last_update == ts
     assert ms.borrow_index == snap.borrow + rate * (ts - snap.last_update)
     fee_wad = mul_div(size, ms.borrow_index - pos.borrow_index, WAD, True)
@@ -258,7 +258,7 @@ def test_borrowing_fee__lp_deposit_just_before_the_touch__does_not_cut_fee_alrea
     assert tx.timestamp == ts
     expected = pending(pos, True, snap.indices_at(ts), env.scale)["borrow_fee"]
     assert update_event(env, tx).borrow_fee == expected
-    assert perp.market_state(env.eth).borrow_index == snap.borrow + rate_before * (ts - snap.last_update)
+    assert env.reader.market_state(env.eth).borrow_index == snap.borrow + rate_before * (ts - snap.last_update)
 
 
 @pytest.mark.parametrize(
@@ -279,7 +279,7 @@ def test_borrowing_fee__tiny_position_held_a_year__is_nonzero(env, funded_trader
     assert expected["borrow_wad"] < env.scale  # less than one token unit before rounding up
     ev = update_event(env, tx)
     assert ev.borrow_fee == expected["borrow_fee"] == 1
-    assert perp.market_state(env.eth).borrow_index == borrow
+    assert env.reader.market_state(env.eth).borrow_index == borrow
 
 
 # ---------------------------------------------------------------- funding
@@ -309,7 +309,7 @@ def test_funding__one_day_of_skew__heavier_side_pays_lighter_side_receives_exact
 
     assert tx_heavy.timestamp == tx_light.timestamp == ts
     indices = snap.indices_at(ts)
-    assert indices_of(perp.market_state(env.eth)) == indices
+    assert indices_of(env.reader.market_state(env.eth)) == indices
     paid = pending(pos_heavy, heavy_long, indices, env.scale)
     received = pending(pos_light, not heavy_long, indices, env.scale)
     assert paid["funding"] < 0 < received["funding"]
@@ -330,7 +330,7 @@ def test_funding__one_side_empty__nothing_accrues_while_borrowing_does(env, fund
     perp = env.perp
     open_position(env, funded_trader, is_long, 10_000, 150_000 * WAD)
     open_position(env, counterparty, is_long, 5_000, 30_000 * WAD)
-    before = perp.market_state(env.eth)
+    before = env.reader.market_state(env.eth)
     rates = env.reader.rates(env.eth)
     assert rates.funding_rate_long_per_second == rates.funding_rate_short_per_second == 0
     assert rates.funding_rate_long_per_year == rates.funding_rate_short_per_year == 0
@@ -343,7 +343,7 @@ def test_funding__one_side_empty__nothing_accrues_while_borrowing_does(env, fund
     tx = add_collateral(env, funded_trader, is_long, env.usd(1))
 
     assert update_event(env, tx).funding == 0
-    after = perp.market_state(env.eth)
+    after = env.reader.market_state(env.eth)
     assert (after.funding_index_long, after.funding_index_short) == (
         before.funding_index_long, before.funding_index_short
     )
@@ -355,14 +355,14 @@ def test_funding__balanced_sides__nothing_accrues(env, funded_trader, counterpar
     size = 80_000 * WAD
     open_position(env, funded_trader, True, 10_000, size)
     open_position(env, counterparty, False, 10_000, size)
-    before = perp.market_state(env.eth)
+    before = env.reader.market_state(env.eth)
     assert before.open_interest_long_usd == before.open_interest_short_usd
 
     advance(env, DAY)
     tx = add_collateral(env, funded_trader, True, env.usd(1))
 
     assert update_event(env, tx).funding == 0
-    after = perp.market_state(env.eth)
+    after = env.reader.market_state(env.eth)
     assert (after.funding_index_long, after.funding_index_short) == (
         before.funding_index_long, before.funding_index_short
     )
@@ -547,15 +547,15 @@ def test_current_indices__after_time_jump__equal_model_and_the_indices_of_the_ne
     assert (view.borrow, view.funding_long, view.funding_short) == expected
     assert view.borrow > snap.borrow and view.funding_long < snap.funding_long < view.funding_short
     # stored state has not moved yet: indices accrue lazily
-    assert indices_of(perp.market_state(env.eth)) == (snap.borrow, snap.funding_long, snap.funding_short)
+    assert indices_of(env.reader.market_state(env.eth)) == (snap.borrow, snap.funding_long, snap.funding_short)
 
     pin(env, head)
     env.push(env.eth, ETH_PRICE)  # the touch needs a fresh price; pushing does not accrue
-    assert indices_of(perp.market_state(env.eth)) == (snap.borrow, snap.funding_long, snap.funding_short)
+    assert indices_of(env.reader.market_state(env.eth)) == (snap.borrow, snap.funding_long, snap.funding_short)
     pin(env, head)
     tx = add_collateral(env, counterparty, False, env.usd(1))
 
-    ms = perp.market_state(env.eth)
+    ms = env.reader.market_state(env.eth)
     assert ms.last_update == head
     assert indices_of(ms) == (view.borrow, view.funding_long, view.funding_short)
     # the touch's event carries the touched side's indices, the position's new snapshots
@@ -570,7 +570,7 @@ def test_borrow_index__through_opens_closes_idle_and_config_changes__never_decre
     seen: list[int] = []
 
     def check():
-        stored = perp.market_state(env.eth).borrow_index
+        stored = env.reader.market_state(env.eth).borrow_index
         now = perp.current_indices(env.eth).borrow
         assert now >= stored
         if seen:
@@ -602,7 +602,7 @@ def test_borrow_index__through_opens_closes_idle_and_config_changes__never_decre
     close_position(env, funded_trader, True)
     close_position(env, counterparty, False)
     check()
-    idle = perp.market_state(env.eth).borrow_index
+    idle = env.reader.market_state(env.eth).borrow_index
     advance(env, 30 * DAY)  # no open interest: no reserve, no rate
     check()
     assert perp.current_indices(env.eth).borrow == idle

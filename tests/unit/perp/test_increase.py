@@ -83,7 +83,7 @@ def test_increase__open_at_odd_price__records_position_fee_and_buckets_from_form
     cfg = config_of(env.configurator, env.eth)
     collateral = env.usd(1_234) + env.unit // 7  # an odd amount of token units
     size = 12_345 * WAD + 678_901_234_567_890_123
-    idx = Indices.of_state(perp.market_state(env.eth))
+    idx = Indices.of_state(env.reader.market_state(env.eth))
     change = predict_open(env, is_long, collateral, size, ODD_PRICE, cfg, idx)
     # the formulas, spelled out once: fee rounds up twice, tokens down (long) / up (short)
     fee_wad = -(-size * cfg["position_fee_bps"] // BPS)
@@ -117,7 +117,7 @@ def test_increase__open_at_odd_price__records_position_fee_and_buckets_from_form
     assert perp.open_interest(env.eth, is_long) == (size, expected_tokens)
     assert perp.open_interest(env.eth, not is_long) == (0, 0)
     reserved_usd = bps_of(size, cfg["reserve_factor_bps"], True)
-    assert perp.total_reserved_usd() == reserved_usd
+    assert env.reader.total_reserved_usd() == reserved_usd
     assert vault.reserved_amount() == to_tokens(reserved_usd, env.scale, True)
     assert vault.is_solvent()
 
@@ -130,7 +130,7 @@ def test_increase__grow_after_an_hour__settles_borrowing_and_adds_tokens_at_new_
     pin(env)
     open_position(env, funded_trader, env.eth, is_long, env.usd(2_000), 20_000 * WAD)
     before = Position.of(perp.get_position(funded_trader, env.eth, is_long))
-    stored = perp.market_state(env.eth)
+    stored = env.reader.market_state(env.eth)
     rate = env.reader.rates(env.eth).borrowing_rate_per_second
     assert rate > 0
 
@@ -538,6 +538,6 @@ def test_increase__reserve_past_pool_amount__refused_counting_both_sides(env, fu
         sender=funded_trader,
     )
     open_position(env, funded_trader, env.eth, False, env.usd(40_000), short_max)
-    assert env.perp.total_reserved_usd() == bps_of(total_max, cfg["reserve_factor_bps"], True)
-    assert env.vault.reserved_amount() == to_tokens(env.perp.total_reserved_usd(), env.scale, True)
+    assert env.reader.total_reserved_usd() == bps_of(total_max, cfg["reserve_factor_bps"], True)
+    assert env.vault.reserved_amount() == to_tokens(env.reader.total_reserved_usd(), env.scale, True)
     assert env.vault.is_solvent()

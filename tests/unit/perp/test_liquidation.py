@@ -337,7 +337,7 @@ def expect_liquidation(env, tx, liq: Liq, account, is_long, receiver, before) ->
     oi = before["open_interest"]
     released = reserve_tokens(env, oi) - reserve_tokens(env, oi - liq.size)
     assert vault.reserved_amount() == before["reserved"] - released
-    assert vault.reserved_amount() == to_tokens(perp.total_reserved_usd(), env.scale, True)
+    assert vault.reserved_amount() == to_tokens(env.reader.total_reserved_usd(), env.scale, True)
     assert vault.is_solvent()
 
 

@@ -334,7 +334,7 @@ def test_funding_beyond_collateral__owner_closes_or_keeper_liquidates__settles_w
     change = predict_decrease(short_pos, False, 0, size, close_short, idx, fast, env.scale)
     assert change.funding > 0 and tx.return_value == change.amount_out
     assert vault.collateral_amount() == 0
-    assert vault.reserved_amount() == perp.total_reserved_usd() == 0
+    assert vault.reserved_amount() == env.reader.total_reserved_usd() == 0
     assert vault.is_solvent()
 
 

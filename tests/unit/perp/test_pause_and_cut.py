@@ -164,7 +164,7 @@ def assert_change(env, tx, change, account, is_long, before, cut=0):
     flow = change.amount_out - change.collateral_in
     assert env.token.balanceOf(account) == account_tokens + flow
     assert env.token.balanceOf(env.vault) == vault_tokens - flow
-    assert env.vault.reserved_amount() == to_tokens(env.perp.total_reserved_usd(), env.scale, True)
+    assert env.vault.reserved_amount() == to_tokens(env.reader.total_reserved_usd(), env.scale, True)
     assert env.vault.is_solvent()
 
 

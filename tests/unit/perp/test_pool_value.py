@@ -103,7 +103,7 @@ def read_book(env, holders) -> dict:
         "markets": {},
     }
     for market in env.markets.values():
-        ms = perp.market_state(market)
+        ms = env.reader.market_state(market)
         entry = {"ms": ms, "positions": {}, "prices": {}}
         for is_long in (True, False):
             entry["positions"][is_long] = [perp.get_position(a, market, is_long) for a in holders]
@@ -323,7 +323,7 @@ def check_aggregates(env, holders) -> dict:
         assert ms.reserved_usd == reserved
         total_reserved += reserved
         reserved_tokens += mul_div(reserved, 1, env.scale, True)
-    assert perp.total_reserved_usd() == total_reserved
+    assert env.reader.total_reserved_usd() == total_reserved
     # the Vault's reserve is each market's reserve in tokens, each rounded up
     assert env.vault.reserved_amount() == reserved_tokens
     for maximize in (True, False):
@@ -373,7 +373,7 @@ def test_aggregates__opens_partial_closes_and_closes__equal_sums_over_positions(
     for market in (eth, btc):
         for is_long in (True, False):
             assert tuple(perp.open_interest(market, is_long)) == (0, 0)
-    assert perp.total_reserved_usd() == 0 and env.vault.reserved_amount() == 0
+    assert env.reader.total_reserved_usd() == 0 and env.vault.reserved_amount() == 0
     assert env.vault.collateral_amount() == 0
     assert perp.pool_value(True) == perp.pool_value(False) == env.vault.pool_amount() * env.scale
 

@@ -121,7 +121,7 @@ def close(env, cfg, owner, is_long, price, size=None):
     worst = 0 if is_long else MAX_UINT
     tx = perp.decrease_position(env.eth, is_long, 0, size, worst, owner, sender=owner)
     # the cap's pool amount: recorded by this transaction's accrual, the pool before the close
-    assert perp.market_state(env.eth).utilisation_pool_amount == pool
+    assert env.reader.market_state(env.eth).utilisation_pool_amount == pool
     idx = indices_used(env, env.eth)
     plain = predict_decrease(pos, is_long, 0, size, price, idx, cfg, env.scale)
     cap = cap_of(env, pool)
@@ -254,12 +254,12 @@ def test_decrease__deposit_after_the_last_accrual__cap_uses_the_pool_at_the_clos
     profit above 1 % of the old pool but below 1 % of the new one is paid in full."""
     perp, vault = env.perp, env.vault
     opened(env, funded_trader, True, 60_000, 600_000 * WAD + ODD, OPEN_PRICE)
-    recorded = perp.market_state(env.eth).utilisation_pool_amount  # read by the open's accrual
+    recorded = env.reader.market_state(env.eth).utilisation_pool_amount  # read by the open's accrual
     push_fresh(env, env.eth, UP_PRICE)
     pin(env)
     vault.deposit(env.usd(200_000), 0, lp, sender=lp)
     pool = vault.pool_amount()
-    assert perp.market_state(env.eth).utilisation_pool_amount == recorded < pool
+    assert env.reader.market_state(env.eth).utilisation_pool_amount == recorded < pool
     usd, tokens = perp.open_interest(env.eth, True)
     assert cap_of(env, recorded) < pnl_wad(usd, tokens, UP_PRICE, True) <= cap_of(env, pool)
 

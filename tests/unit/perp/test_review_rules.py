@@ -403,7 +403,7 @@ def test_decrease__winner_netted_by_a_loser_on_its_side__realises_exactly_the_ca
 
     tx = perp.decrease_position(env.eth, True, 0, win.size_usd, 0, alice, sender=alice)
 
-    assert perp.market_state(env.eth).utilisation_pool_amount == pool  # the cap's pool amount
+    assert env.reader.market_state(env.eth).utilisation_pool_amount == pool  # the cap's pool amount
     idx = indices_used(env, env.eth)
     plain = decrease(win, True, 0, win.size_usd, MID, idx, fee_bps, env.scale)
     assert plain.pnl == profit > cap // env.scale
@@ -443,7 +443,7 @@ def accept_factor(env, deployer, factor: int, oi: int) -> None:
     tx = set_market(env, deployer, reserve_factor_bps=factor)
     delta = reserve_tokens(env, oi, factor) - reserve_tokens(env, oi, old)
     assert env.vault.reserved_amount() == reserved + delta
-    assert env.perp.market_state(env.eth).reserved_usd == bps_of(oi, factor, True)
+    assert env.reader.market_state(env.eth).reserved_usd == bps_of(oi, factor, True)
     assert env.vault.pool_amount() == pool  # the reserve alone moves
     log = settled_log(env, tx)
     assert log.reserved_delta == delta

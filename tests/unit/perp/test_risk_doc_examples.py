@@ -25,11 +25,7 @@ def doc_env(project, deployer, keeper, lp, chain) -> Env:
         project, deployer, token, oracle_config={**params.ORACLE_CONFIG, "spread_bps": 0},
         updaters=(keeper,), chain=chain,
     )
-    env = Env(
-        token=token, oracle=p.oracle, vault=p.vault, perp=p.perp, configurator=p.configurator,
-        risk=p.risk, reader=p.reader, markets=p.markets, keeper=keeper, chain=chain, unit=10**6,
-        scale=10**12,
-    )
+    env = Env.of(p, keeper, chain)
     env.fund(lp, 2_000_000)
     p.vault.deposit(env.usd(1_000_000), 0, lp, sender=lp)
     return env

@@ -253,7 +253,7 @@ def test_market_state_and_open_interest__two_traders_both_sides__equal_sums_and_
     short_usd = sum(p.size_usd for (_, l), p in positions.items() if not l)
     short_tokens = sum(p.size_tokens for (_, l), p in positions.items() if not l)
 
-    ms = perp.market_state(env.eth)
+    ms = env.reader.market_state(env.eth)
 
     assert ms.last_update == ts
     assert (ms.open_interest_long_usd, ms.open_interest_long_tokens) == (long_usd, long_tokens)
@@ -270,7 +270,7 @@ def test_market_state_and_open_interest__two_traders_both_sides__equal_sums_and_
         assert p.borrow_index == ms.borrow_index
 
     env.chain.mine(deltatime=3_600)
-    later = perp.market_state(env.eth)
+    later = env.reader.market_state(env.eth)
     assert later == ms  # nothing accrues in storage without a touch
     moved = perp.current_indices(env.eth)
     assert moved.borrow > ms.borrow_index

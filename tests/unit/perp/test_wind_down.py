@@ -1,5 +1,5 @@
 """Winding a market down: Configurator.close_market, Configurator.settle_market,
-Perp.settle_position, and every close, liquidation and view of a settled market.
+RiskEngine.settle_position, and every close, liquidation and view of a settled market.
 
 - close_market: status 1 (close-only). Opening and increasing refused ("perp: market
   closing"); adding collateral, decreasing and closing go on at the oracle price.
@@ -369,21 +369,21 @@ def test_settle_market__fees_accrue_to_settlement_then_stop(
     elapse(env, 3_600, env.eth, OPEN_PRICE)
     borrow, f_long, f_short = env.perp.current_rates(env.eth)
     assert borrow > 0 and f_long < 0 < f_short  # longs are heavier: they pay
-    stored = Indices.of_state(env.perp.market_state(env.eth))
+    stored = Indices.of_state(env.reader.market_state(env.eth))
     # accrued to the head, where the next block is pinned
     accrued = Indices.of_state(env.perp.current_indices(env.eth))
     assert accrued.borrow > stored.borrow and accrued.funding_long < stored.funding_long
 
     tx = settle(env, deployer)
 
-    state = env.perp.market_state(env.eth)
+    state = env.reader.market_state(env.eth)
     assert state.last_update == tx.timestamp
     assert Indices.of_state(state) == accrued  # fees accrued to the settlement first
     assert env.perp.current_rates(env.eth) == (0, 0, 0)
     assert all(value == 0 for value in env.reader.rates(env.eth))
     env.chain.mine(deltatime=86_400)
     assert Indices.of_state(env.perp.current_indices(env.eth)) == accrued
-    assert env.perp.market_state(env.eth) == state
+    assert env.reader.market_state(env.eth) == state
 
 
 @pytest.mark.parametrize("oracle", ["fresh_elsewhere", "stale"])
@@ -443,7 +443,7 @@ def test_settle_position__settled__anyone_pays_owner_what_a_full_close_pays(
     before = money(env, funded_trader)
     attacker_tokens = env.token.balanceOf(attacker)
 
-    tx = env.perp.settle_position(funded_trader, env.eth, is_long, sender=attacker)
+    tx = env.risk.settle_position(funded_trader, env.eth, is_long, sender=attacker)
 
     change = model_decrease(env, pos, is_long, 0, pos.size_usd, SETTLE_PRICE, cfg)
     assert tx.return_value == change.amount_out == own_close > 0
@@ -459,17 +459,17 @@ def test_settle_position__market_not_settled__refused(
     if market_status == "closing":
         env.configurator.close_market(env.eth, sender=deployer)
     args = (funded_trader, env.eth, True)
-    call = env.perp.settle_position
-    refused(env, "perp: market not settled", call, *args, sender=attacker, others=(funded_trader,))
+    call = env.risk.settle_position
+    refused(env, "risk: market not settled", call, *args, sender=attacker, others=(funded_trader,))
 
 
 def test_settle_position__no_position__refused(env, funded_trader, attacker, deployer):
     opened(env, funded_trader, True, env.usd(1_000), 10_000 * WAD)
     settle(env, deployer)
-    call = env.perp.settle_position
+    call = env.risk.settle_position
     for account, is_long in ((funded_trader, False), (attacker, True)):
         args = (account, env.eth, is_long)
-        refused(env, "perp: no position", call, *args, sender=attacker, others=(funded_trader,))
+        refused(env, "risk: no position", call, *args, sender=attacker, others=(funded_trader,))
 
 
 def test_liquidate__settled__at_settlement_price_with_stale_oracle(
@@ -538,18 +538,18 @@ def test_settle_position__everyone_settled__open_interest_zero_reserve_released_
     opened(env, funded_trader, True, env.usd(2_000), 30_000 * WAD + 123_456_789)
     opened(env, counterparty, False, env.usd(1_000), 12_345 * WAD + 6_789)
     opened(env, hedger, True, env.usd(1_000), 20_000 * WAD, BTC_PRICE, env.btc)
-    eth_reserve = to_tokens(env.perp.market_state(env.eth).reserved_usd, env.scale, True)
-    btc_reserve = to_tokens(env.perp.market_state(env.btc).reserved_usd, env.scale, True)
+    eth_reserve = to_tokens(env.reader.market_state(env.eth).reserved_usd, env.scale, True)
+    btc_reserve = to_tokens(env.reader.market_state(env.btc).reserved_usd, env.scale, True)
     reserved = env.vault.reserved_amount()
     assert reserved == eth_reserve + btc_reserve and eth_reserve > 0
     settle(env, deployer)
     go_stale(env)
 
-    env.perp.settle_position(funded_trader, env.eth, True, sender=attacker)
-    env.perp.settle_position(counterparty, env.eth, False, sender=attacker)
+    env.risk.settle_position(funded_trader, env.eth, True, sender=attacker)
+    env.risk.settle_position(counterparty, env.eth, False, sender=attacker)
 
     assert env.perp.open_interest(env.eth, True) == env.perp.open_interest(env.eth, False) == (0, 0)
-    assert env.perp.market_state(env.eth).reserved_usd == 0
+    assert env.reader.market_state(env.eth).reserved_usd == 0
     assert env.vault.reserved_amount() == reserved - eth_reserve == btc_reserve
     assert env.perp.open_interest(env.btc, True)[0] == 20_000 * WAD
     assert env.vault.is_solvent()
@@ -565,7 +565,7 @@ def test_set_market_config__settled_market__fees_stay_stopped(
     opened(env, funded_trader, True, env.usd(3_000), 30_000 * WAD)
     opened(env, counterparty, False, env.usd(1_000), 10_000 * WAD)
     settle(env, deployer)
-    frozen = Indices.of_state(env.perp.market_state(env.eth))
+    frozen = Indices.of_state(env.reader.market_state(env.eth))
     pin(env)
     c = env.configurator
     args = (c.configs(env.eth),) if setter == "set_market_config" else (c.risk_configs(env.eth),)
