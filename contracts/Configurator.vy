@@ -105,6 +105,7 @@ paused: public(bool)
 configs: public(HashMap[uint256, market_types.MarketConfig])  # as last set
 risk_configs: public(HashMap[uint256, market_types.RiskConfig])
 direct_fills_off: public(HashMap[uint256, bool])  # as last set (Perp's `direct_fills`)
+new_markets_direct_fills: public(bool)  # what `add_market` lists a market with
 
 # ---------------------------------------------------------------- events
 
@@ -163,6 +164,9 @@ event DirectFillsSet:
     market: indexed(uint256)
     enabled: bool
 
+event NewMarketsDirectFillsSet:
+    enabled: bool
+
 event MaxPnlFactorSet:
     max_pnl_factor_bps: uint256
 
@@ -184,6 +188,7 @@ def __init__(oracle_: address, vault_: address):
     oracle = IOracleRef(oracle_)
     vault = IVaultPause(vault_)
     self.admin = msg.sender
+    self.new_markets_direct_fills = True
     log AdminTransferred(previous_admin=empty(address), admin=msg.sender)
 
 
@@ -212,6 +217,8 @@ def add_market(market: uint256, c: market_types.MarketConfig, r: market_types.Ri
     assert staticcall oracle.is_market(market), "config: unknown oracle market"
     assert self.configs[market].max_leverage_bps == 0, "config: market exists"
     self._apply(market, c, r)
+    if not self.new_markets_direct_fills:
+        self._set_direct_fills(market, False)
 
 
 @external
@@ -277,9 +284,18 @@ def set_direct_fills(market: uint256, enabled: bool):
             settlement are unaffected.
     """
     self._only_listed(market)
-    self.direct_fills_off[market] = not enabled
-    log DirectFillsSet(market=market, enabled=enabled)
-    extcall self.perp.set_direct_fills(market, enabled)
+    self._set_direct_fills(market, enabled)
+
+
+@external
+def set_new_markets_direct_fills(enabled: bool):
+    """
+    @notice Whether `add_market` lists markets with direct fills on (the default) or off
+            (public networks: no market is ever tradable directly, not even for a block).
+    """
+    self._only_admin()
+    self.new_markets_direct_fills = enabled
+    log NewMarketsDirectFillsSet(enabled=enabled)
 
 
 # ---------------------------------------------------------------- pause and wind-down
@@ -377,6 +393,13 @@ def accept_admin():
 
 
 # ---------------------------------------------------------------- internals
+
+
+@internal
+def _set_direct_fills(market: uint256, enabled: bool):
+    self.direct_fills_off[market] = not enabled
+    log DirectFillsSet(market=market, enabled=enabled)
+    extcall self.perp.set_direct_fills(market, enabled)
 
 
 @internal

@@ -65,8 +65,11 @@ PENDING: constant(uint256) = 0  # left as it was (not yet executable)
 EXECUTED: constant(uint256) = 1
 CANCELLED: constant(uint256) = 2
 
-# Perp's market status of a settled market
+# Perp's market status (0 active, 1 close-only, 2 settled) and two of its refusal codes
+ACTIVE: constant(uint256) = 0
 SETTLED: constant(uint256) = 2
+PERP_PAUSED: constant(uint256) = 3
+PERP_MARKET_CLOSING: constant(uint256) = 4
 
 # reasons: 1-16 are Perp's refusals (its REFUSED_* codes), 32 and up the order book's
 NOT_FOUND: constant(uint256) = 32
@@ -106,6 +109,7 @@ MASK_96: constant(uint256) = 2**96 - 1
 MASK_16: constant(uint256) = 2**16 - 1
 MASK_32: constant(uint256) = 2**32 - 1
 MASK_128: constant(uint256) = 2**128 - 1
+MAX_MARKET_ID: constant(uint256) = 2**16 - 1  # the order word's market field
 
 # ---------------------------------------------------------------- structs
 
@@ -181,8 +185,9 @@ event OrderCancelled:
     canceller: address
     reason_code: uint256
     reason: String[40]
-    refund: uint256  # token units back to the owner (collateral, and the fee when expired or by the owner)
-    fee_paid: uint256  # token units of the execution fee paid to the fee receiver
+    refund: uint256  # token units back to the owner (collateral; the fee too when by the owner or by circumstance)
+    fee_receiver: address  # credited the execution fee (empty when it went back to the owner)
+    fee_paid: uint256  # token units of the execution fee paid to fee_receiver
 
 event KeeperSet:
     keeper: indexed(address)
@@ -234,9 +239,10 @@ def create_order(
 ) -> uint256:
     """
     @notice Place an order. Increases escrow `collateral_delta` + `execution_fee` (approve
-            the Vault first); decreases escrow only the fee. A decrease whose size exceeds
-            the position when it fills closes all of it; its payout is credited to the
-            owner in the Vault (`Vault.claim`).
+            the Vault first); decreases escrow only the fee. A size of 0 changes only the
+            collateral (a top-up or a withdrawal). A decrease whose size exceeds the
+            position when it fills closes all of it; its payout is credited to the owner
+            in the Vault (`Vault.claim`).
     @param kind 0 market increase, 1 limit increase, 2 market decrease, 3 take-profit,
            4 stop-loss.
     @param acceptable_price Worst fill accepted (longs: highest to open, lowest to close;
@@ -248,19 +254,13 @@ def create_order(
     @param execution_fee Token units, at least `min_execution_fee`.
     @return The order id.
     """
-    assert staticcall perp.is_market(market), "orders: unknown market"
+    assert market <= MAX_MARKET_ID and staticcall perp.is_market(market), "orders: unknown market"
     assert kind <= STOP_LOSS, "orders: bad kind"
-    assert size_delta <= MAX_SIZE, "orders: size too large"
     assert collateral_delta <= MAX_COLLATERAL, "orders: collateral too large"
     assert execution_fee >= self.min_execution_fee, "orders: fee below min"
     assert execution_fee <= MAX_FEE, "orders: fee too large"
     increase: bool = kind <= LIMIT_INCREASE
-    if increase:
-        assert size_delta != 0, "orders: zero size"
-        assert not staticcall perp.paused(), "orders: paused"
-        assert staticcall perp.market_status(market) == 0, "orders: market closing"
-    else:
-        assert size_delta != 0 or collateral_delta != 0, "orders: nothing to do"
+    self._check_sizes(market, increase, size_delta, collateral_delta)
     self._check_trigger(market, kind, is_long, trigger_price)
 
     order_id: uint256 = self.next_order_id
@@ -306,11 +306,7 @@ def update_order(order_id: uint256, size_delta: uint256, acceptable_price: uint2
     o: Order = self._load(order_id)
     assert o.owner == msg.sender, "orders: not owner"
     assert o.kind == LIMIT_INCREASE or o.kind >= TAKE_PROFIT, "orders: market order"
-    assert size_delta <= MAX_SIZE, "orders: size too large"
-    if o.kind == LIMIT_INCREASE:
-        assert size_delta != 0, "orders: zero size"
-    else:
-        assert size_delta != 0 or o.collateral_delta != 0, "orders: nothing to do"
+    self._check_sizes(o.market, o.kind == LIMIT_INCREASE, size_delta, o.collateral_delta)
     self._check_trigger(o.market, o.kind, o.is_long, trigger_price)
     price_floor: uint256 = self._price_floor(o.market)
     words: uint256[3] = self._orders[order_id]
@@ -359,10 +355,12 @@ def execute_orders(order_ids: DynArray[uint256, MAX_BATCH], fee_receiver: addres
     @notice Fill, reject or leave pending each order: authorised keepers at any time,
             anyone for orders past their timeout. An order is left pending (no fee) while
             it cannot fill yet: no fresh price newer than it, trigger not met, a trigger
-            order's acceptable price not met, or (not a keeper) before its timeout. It is
-            cancelled when it cannot fill at all: expired (everything back to the owner),
-            a market order's acceptable price not met, a decrease in a settled market, or
-            any refusal by Perp (collateral back to the owner, the fee to `fee_receiver`).
+            order's acceptable price not met, Perp paused (for new exposure), or (not a
+            keeper) before its timeout. It is cancelled when it cannot fill at all:
+            expired, new exposure in a closing or settled market, a decrease in a settled
+            market (everything back to the owner); a market order's acceptable price not
+            met, or any refusal by Perp (collateral back to the owner, the fee to
+            `fee_receiver`).
             Filled orders pay their fee to `fee_receiver`. All credited in the Vault.
     @return (orders executed, orders cancelled).
     """
@@ -529,8 +527,9 @@ def _execute(order_id: uint256, fee_receiver: address, is_keeper: bool) -> (uint
     if outcome == PENDING:
         return PENDING, code, 0
     if outcome == CANCELLED:
-        # expired: the owner gets everything back; otherwise the fee pays for the work
-        if code == EXPIRED:
+        # cancelled by circumstance (expired, the market closed or settled): the owner gets
+        # everything back; otherwise the fee pays for the work
+        if code == EXPIRED or code == MARKET_SETTLED or code == PERP_MARKET_CLOSING:
             self._cancel(order_id, o, code, True, empty(address))
             return CANCELLED, code, 0
         self._cancel(order_id, o, code, True, fee_receiver)
@@ -571,7 +570,14 @@ def _precheck(o: Order, is_keeper: bool) -> (uint256, uint256, uint256):
     if not is_keeper and block.timestamp < o.placed_at + self.timeout:
         return PENDING, TOO_EARLY, 0
     increase: bool = o.kind <= LIMIT_INCREASE
-    if not increase and staticcall perp.market_status(o.market) == SETTLED:
+    status: uint256 = staticcall perp.market_status(o.market)
+    if increase and o.size_delta != 0:
+        # new exposure: never in a closing market; waits out a pause
+        if status != ACTIVE:
+            return CANCELLED, PERP_MARKET_CLOSING, 0
+        if staticcall perp.paused():
+            return PENDING, PERP_PAUSED, 0
+    elif not increase and status == SETTLED:
         return CANCELLED, MARKET_SETTLED, 0
     if staticcall oracle.is_stale(o.market):
         return PENDING, PRICE_STALE, 0
@@ -598,6 +604,17 @@ def _trigger_holds(kind: uint256, is_long: bool, price: uint256, trigger: uint25
     if (kind == TAKE_PROFIT) != is_long:
         return price <= trigger
     return price >= trigger
+
+
+@internal
+@view
+def _check_sizes(market: uint256, increase: bool, size_delta: uint256, collateral_delta: uint256):
+    assert size_delta <= MAX_SIZE, "orders: size too large"
+    assert size_delta != 0 or collateral_delta != 0, "orders: nothing to do"
+    if increase and size_delta != 0:
+        # new exposure: refused now rather than cancelled later at the owner's cost
+        assert not staticcall perp.paused(), "orders: paused"
+        assert staticcall perp.market_status(market) == ACTIVE, "orders: market closing"
 
 
 @internal
@@ -647,6 +664,7 @@ def _refund(order_id: uint256, o: Order, code: uint256, credit: bool, fee_receiv
         reason_code=code,
         reason=self._reason(code),
         refund=refund,
+        fee_receiver=fee_receiver,
         fee_paid=fee_paid,
     )
     if refund == 0:

@@ -306,14 +306,15 @@ def increase_position(
     @notice Open or grow a position, or add collateral (size_delta = 0), at the oracle
             price: longs fill at the max price, shorts at the min. Pending borrowing and
             funding are settled into collateral first; the position fee is taken from it.
-            Where direct fills are off, a size change is refused ("perp: direct fills
-            off"): trade through the OrderBook there (adding collateral stays direct).
+            Where direct fills are off, refused ("perp: direct fills off"): trade through
+            the OrderBook there (collateral top-ups included: a direct change could decide
+            whether a pending order fills, after its price is known).
     @param collateral_delta Token units pulled from the caller (approve the Vault first).
     @param size_delta WAD USD added to the size.
     @param acceptable_price Worst fill accepted: longs revert above it, shorts below it.
             Ignored when only collateral is added.
     """
-    if size_delta != 0 and self._a(market, A_DIRECT_OFF, 1) != 0:
+    if self._a(market, A_DIRECT_OFF, 1) != 0:
         self._fail("perp: direct fills off")
     self._increase(msg.sender, market, is_long, collateral_delta, size_delta, acceptable_price, True)
 
@@ -335,16 +336,16 @@ def decrease_position(
             profit is paid out with `collateral_delta`, losses and fees come out of
             collateral. Closing the whole size pays out everything left (collateral_delta
             is then ignored); a loss beyond the collateral is paid by the insurance fund,
-            then by the LPs. Where direct fills are off, a size change is refused ("perp:
-            direct fills off") while the market's keeper price is fresh: trade through the
-            OrderBook; during a keeper outage this stays the way out, at the exit price.
+            then by the LPs. Where direct fills are off, refused ("perp: direct fills off")
+            while the market's keeper price is fresh: trade through the OrderBook; during a
+            keeper outage this stays the way out, at the exit price.
     @param collateral_delta Token units of collateral to withdraw (partial decreases).
     @param size_delta WAD USD to close; the whole size closes the position.
     @param acceptable_price Worst fill accepted: longs revert below it, shorts above it.
     @param receiver Who gets the tokens paid out.
     @return Token units paid to `receiver`.
     """
-    if size_delta != 0 and self._a(market, A_DIRECT_OFF, 1) != 0:
+    if self._a(market, A_DIRECT_OFF, 1) != 0:
         if not staticcall oracle.is_stale(market):
             self._fail("perp: direct fills off")
     if receiver == empty(address):
@@ -745,8 +746,9 @@ def set_order_book(order_book: address):
 def set_direct_fills(market: uint256, enabled: bool):
     """
     @notice Allow (or refuse) `increase_position` and `decrease_position` by traders in
-            `market`; only the Configurator. With direct fills off, trades go through the
-            order book and fill at a price newer than the order. Liquidation, ADL and
+            `market`; only the Configurator. With direct fills off, every change of a
+            position goes through the order book and fills at a price newer than the order
+            (a direct close stays open during a keeper outage). Liquidation, ADL and
             settlement are unaffected.
     """
     self._only_configurator()

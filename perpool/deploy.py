@@ -98,6 +98,8 @@ def deploy_protocol(
         orders.set_keeper(account, True, sender=deployer)
     vault.set_pool_value_source(perp.address, sender=deployer)
     vault.set_pauser(configurator.address, sender=deployer)
+    if not direct_fills:
+        configurator.set_new_markets_direct_fills(False, sender=deployer)
     for name in ids:
         configurator.add_market(
             ids[name],
@@ -105,8 +107,6 @@ def deploy_protocol(
             dict(risk_config or params.RISK_CONFIG),
             sender=deployer,
         )
-        if not direct_fills:
-            configurator.set_direct_fills(ids[name], False, sender=deployer)
 
     if seed_prices and updaters and chain is not None:
         now = chain.pending_timestamp

@@ -21,12 +21,12 @@ from helpers import (
     fast_reverts,  # noqa: F401 (autouse fixture)
     open_position,
     pin,
-    push_fresh,
     position_fee,
     predict_decrease,
     tokens_for,
 )
 from orders_helpers import (
+    land,
     BY_OWNER,
     CANCELLED,
     EXECUTED,
@@ -135,7 +135,8 @@ def test_create__price_pushed_with_a_future_timestamp__is_the_orders_floor(env, 
         ({"kind": 5}, "orders: bad kind"),
         ({"fee": FEE - 1}, "orders: fee below min"),
         ({"fee": 2**64}, "orders: fee too large"),
-        ({"size": 0}, "orders: zero size"),
+        ({"size": 0, "collateral": 0}, "orders: nothing to do"),
+        ({"market": 2**16 + 1}, "orders: unknown market"),
         ({"size": 2**128}, "orders: size too large"),
         ({"collateral": 2**96}, "orders: collateral too large"),
         ({"trigger": 1}, "orders: trigger on market order"),
@@ -216,7 +217,7 @@ def test_execute__market_increase__waits_for_a_newer_price_then_fills_at_it(env,
     assert tuple(tx.return_value) == (0, 0) and exists(env, oid)
     assert status(env, oid) == (PENDING, PRICE_NOT_NEWER)
 
-    t = push_fresh(env, env.eth, moved(SEED, 100))
+    t = land(env, env.eth, moved(SEED, 100))
     fill = fill_price(env, env.eth, MARKET_INCREASE, is_long)
     assert status(env, oid) == (EXECUTED, 0)
     tx = execute(env, [oid], receiver)
@@ -243,7 +244,7 @@ def test_execute__market_decrease__fills_at_newer_price_and_credits_the_owner(en
     before = Position.of(env.perp.get_position(funded_trader, env.eth, is_long))
     half = SIZE // 2
     oid, _ = place(env, funded_trader, MARKET_DECREASE, is_long, env.usd(100), half)
-    push_fresh(env, env.eth, moved(SEED, 150 if is_long else -150))
+    land(env, env.eth, moved(SEED, 150 if is_long else -150))
     fill = fill_price(env, env.eth, MARKET_DECREASE, is_long)
     idx = Indices.of_state(env.perp.current_indices(env.eth))
     change = predict_decrease(before, is_long, env.usd(100), half, fill, idx, cfg, env.scale)
@@ -268,7 +269,7 @@ def test_execute__decrease_beyond_the_position__closes_all_of_it(env, funded_tra
     open_position(env, funded_trader, env.eth, is_long, env.usd(2_000), SIZE)
     before = Position.of(env.perp.get_position(funded_trader, env.eth, is_long))
     oid, _ = place(env, funded_trader, MARKET_DECREASE, is_long, 0, 2**128 - 1)
-    push_fresh(env, env.eth, SEED)
+    land(env, env.eth, SEED)
     fill = fill_price(env, env.eth, MARKET_DECREASE, is_long)
     idx = Indices.of_state(env.perp.current_indices(env.eth))
     change = predict_decrease(before, is_long, 0, SIZE, fill, idx, cfg, env.scale)
@@ -283,13 +284,13 @@ def test_execute__stale_price__waits_and_then_fills_after_a_fresh_push(env, fund
     env.chain.mine()
     assert status(env, oid) == (PENDING, PRICE_STALE)
     assert tuple(execute(env, [oid], receiver).return_value) == (0, 0)
-    push_fresh(env, env.eth, SEED)
+    land(env, env.eth, SEED)
     assert tuple(execute(env, [oid], receiver).return_value) == (1, 0)
 
 
 def test_execute__unknown_or_done_order__skipped(env, funded_trader, receiver):
     oid, _ = place(env, funded_trader, MARKET_INCREASE, True, env.usd(1_000), SIZE)
-    push_fresh(env, env.eth, SEED)
+    land(env, env.eth, SEED)
     execute(env, [oid], receiver)
     assert status(env, oid) == (PENDING, NOT_FOUND)
     assert status(env, 10**9) == (PENDING, NOT_FOUND)
@@ -308,7 +309,7 @@ def test_execute__market_order_price_not_acceptable__cancelled_collateral_back_f
     acceptable = SEED  # exactly the old price: the new one is 1 % worse
     collateral = env.usd(1_000)
     oid, _ = place(env, funded_trader, MARKET_INCREASE, is_long, collateral, SIZE, acceptable=acceptable)
-    push_fresh(env, env.eth, worse)
+    land(env, env.eth, worse)
     assert status(env, oid) == (CANCELLED, PRICE_NOT_ACCEPTABLE)
 
     tx = execute(env, [oid], receiver)
@@ -317,6 +318,7 @@ def test_execute__market_order_price_not_acceptable__cancelled_collateral_back_f
     log = tx.decode_logs(env.orders.OrderCancelled)[0]
     assert (log.reason_code, log.reason, log.refund, log.fee_paid) == (
         PRICE_NOT_ACCEPTABLE, "orders: price not acceptable", collateral, FEE)
+    assert log.fee_receiver == receiver.address
     assert env.vault.claimable(funded_trader) == collateral
     assert env.vault.claimable(receiver) == FEE
     assert env.perp.get_position(funded_trader, env.eth, is_long).size_usd == 0
@@ -325,7 +327,7 @@ def test_execute__market_order_price_not_acceptable__cancelled_collateral_back_f
 @SIDES
 def test_execute__market_order_at_exactly_the_acceptable_price__fills(env, funded_trader, receiver, is_long):
     oid, _ = place(env, funded_trader, MARKET_INCREASE, is_long, env.usd(1_000), SIZE, acceptable=moved(SEED, 100 if is_long else -100))
-    push_fresh(env, env.eth, moved(SEED, 100 if is_long else -100))
+    land(env, env.eth, moved(SEED, 100 if is_long else -100))
     assert tuple(execute(env, [oid], receiver).return_value) == (1, 0)
 
 
@@ -343,13 +345,13 @@ def test_execute__trigger__pending_one_wei_short_then_fills_at_the_oracle_price(
     oid, _ = place(env, funded_trader, kind, is_long, collateral, SIZE // 2, trigger=trigger)
 
     # one wei short of the trigger (no spread: fill price == pushed price)
-    push_fresh(env, env.eth, trigger + 1 if below else trigger - 1)
+    land(env, env.eth, trigger + 1 if below else trigger - 1)
     assert status(env, oid) == (PENDING, TRIGGER_NOT_MET)
     assert tuple(execute(env, [oid], receiver).return_value) == (0, 0) and exists(env, oid)
 
     # beyond the trigger: fills at the oracle price, not at the trigger
     beyond = moved(trigger, -50 if below else 50)
-    push_fresh(env, env.eth, beyond)
+    land(env, env.eth, beyond)
     tx = execute(env, [oid], receiver)
     assert tuple(tx.return_value) == (1, 0)
     assert tx.decode_logs(env.orders.OrderExecuted)[0].price == beyond != trigger
@@ -365,14 +367,14 @@ def test_execute__trigger_exactly_met__fills(env, funded_trader, receiver, kind,
     trigger = moved(SEED, -100 if waits_below(kind, is_long) else 100)
     collateral = env.usd(1_000) if kind == LIMIT_INCREASE else 0
     oid, _ = place(env, funded_trader, kind, is_long, collateral, SIZE // 2, trigger=trigger)
-    push_fresh(env, env.eth, trigger)
+    land(env, env.eth, trigger)
     assert tuple(execute(env, [oid], receiver).return_value) == (1, 0)
 
 
 def test_execute__trigger_order_price_not_acceptable__stays_pending(env, funded_trader, receiver):
     trigger = moved(SEED, -100)
     oid, _ = place(env, funded_trader, LIMIT_INCREASE, True, env.usd(1_000), SIZE, acceptable=moved(SEED, -300), trigger=trigger)
-    push_fresh(env, env.eth, moved(SEED, -150))  # trigger met, but above the acceptable price
+    land(env, env.eth, moved(SEED, -150))  # trigger met, but above the acceptable price
     assert status(env, oid) == (PENDING, PRICE_NOT_ACCEPTABLE)
     assert tuple(execute(env, [oid], receiver).return_value) == (0, 0) and exists(env, oid)
 
@@ -384,7 +386,7 @@ def test_update__resets_the_clock_a_price_between_placement_and_update_is_not_us
     pin(env)
     trigger = moved(SEED, -100)
     oid, _ = place(env, funded_trader, LIMIT_INCREASE, True, env.usd(1_000), SIZE, trigger=trigger)
-    push_fresh(env, env.eth, moved(SEED, -50))  # newer than the order, trigger not met
+    land(env, env.eth, moved(SEED, -50))  # newer than the order, trigger not met
     # the owner now knows this price and moves the trigger so that it holds: refused as met
     with ape.reverts("orders: trigger already met"):
         env.orders.update_order(oid, SIZE, MAX_UINT, moved(SEED, -40), sender=funded_trader)
@@ -392,10 +394,10 @@ def test_update__resets_the_clock_a_price_between_placement_and_update_is_not_us
     tx = env.orders.update_order(oid, SIZE * 2, MAX_UINT, moved(SEED, -60), sender=funded_trader)
     o = env.orders.get_order(oid)
     assert (o.size_delta, o.trigger_price, o.placed_at) == (SIZE * 2, moved(SEED, -60), tx.timestamp)
-    assert o.price_floor == env.oracle.price_timestamp(env.eth)
+    assert o.price_floor == max(tx.timestamp, env.oracle.price_timestamp(env.eth))
     log = tx.decode_logs(env.orders.OrderUpdated)[0]
     assert (log.order_id, log.size_delta, log.placed_at) == (oid, SIZE * 2, tx.timestamp)
-    push_fresh(env, env.eth, moved(SEED, -70))
+    land(env, env.eth, moved(SEED, -70))
     assert tuple(execute(env, [oid], receiver).return_value) == (1, 0)
     assert env.perp.get_position(funded_trader, env.eth, True).size_usd == SIZE * 2
 
@@ -409,8 +411,8 @@ def test_update__market_order_or_not_owner__refused(env, funded_trader, attacker
             market_id, SIZE, MAX_UINT, 0, sender=funded_trader)
     refused(env, (funded_trader, attacker), ids, "orders: not owner", env.orders.update_order,
             limit_id, SIZE, MAX_UINT, moved(SEED, -200), sender=attacker)
-    refused(env, (funded_trader,), ids, "orders: zero size", env.orders.update_order,
-            limit_id, 0, MAX_UINT, moved(SEED, -200), sender=funded_trader)
+    refused(env, (funded_trader,), ids, "orders: size too large", env.orders.update_order,
+            limit_id, 2**128, MAX_UINT, moved(SEED, -200), sender=funded_trader)
 
 
 # ---------------------------------------------------------------- keepers, timeout and self-execution
@@ -419,7 +421,7 @@ def test_update__market_order_or_not_owner__refused(env, funded_trader, attacker
 def test_execute__not_a_keeper_before_timeout__pending_after_timeout__anyone_fills(env, funded_trader, attacker, receiver):
     t = pin(env)
     oid, _ = place(env, funded_trader, MARKET_INCREASE, True, env.usd(1_000), SIZE)
-    push_fresh(env, env.eth, SEED)
+    land(env, env.eth, SEED)
     assert status(env, oid, as_keeper=False) == (PENDING, TOO_EARLY)
     assert tuple(execute(env, [oid], attacker, sender=attacker).return_value) == (0, 0)
     with ape.reverts("orders: too early"):
@@ -480,10 +482,13 @@ def test_expiry__market_order__cannot_fill_anyone_cancels_owner_gets_everything(
     expiry = env.orders.expiry()
     pin(env, t + expiry - 1)
     env.oracle.set_prices([env.eth], [SEED], t + expiry - 1, sender=env.keeper)
+    pin(env, t + expiry - 1)
     assert status(env, oid) == (EXECUTED, 0)  # the last second it could fill
     refused(env, (funded_trader, attacker), [oid], "orders: not owner", env.orders.cancel_order, oid, sender=attacker)
+    pin(env, t + expiry - 1)
     pin(env, t + expiry)
     env.oracle.set_prices([env.eth], [SEED], t + expiry, sender=env.keeper)
+    pin(env, t + expiry)
     assert status(env, oid) == (CANCELLED, EXPIRED)
 
     tx = execute(env, [oid], receiver)
@@ -491,6 +496,7 @@ def test_expiry__market_order__cannot_fill_anyone_cancels_owner_gets_everything(
     assert tuple(tx.return_value) == (0, 1)
     log = tx.decode_logs(env.orders.OrderCancelled)[0]
     assert (log.reason_code, log.reason, log.refund, log.fee_paid) == (EXPIRED, "orders: expired", collateral + FEE, 0)
+    assert log.fee_receiver == "0x0000000000000000000000000000000000000000"
     assert env.vault.claimable(funded_trader) == collateral + FEE
     assert env.vault.claimable(receiver) == 0
 
@@ -515,7 +521,7 @@ def test_batch__refused_and_waiting_orders__the_rest_fill_nothing_reverts(env, f
     waiting, _ = place(env, counterparty, LIMIT_INCREASE, True, env.usd(500), SIZE, trigger=moved(SEED, -500))
     no_position, _ = place(env, counterparty, MARKET_DECREASE, True, 0, SIZE)
     good_2, _ = place(env, counterparty, MARKET_INCREASE, True, env.usd(1_000), SIZE)
-    push_fresh(env, env.eth, SEED)
+    land(env, env.eth, SEED)
     claim_before = env.vault.claimable(counterparty)
 
     tx = execute(env, [good_1, too_levered, 10**9, waiting, no_position, good_2], receiver)
