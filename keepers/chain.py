@@ -132,6 +132,31 @@ class Chain:
     def call(self, fn: Any, block: int | str = "latest") -> Any:
         return self.retry(lambda: fn.call({"from": self.account.address}, block_identifier=block))
 
+    def call_many(self, fns: list[Any], block: int | str = "latest") -> list[Any]:
+        """Several view calls in one JSON-RPC batch request, results in order. A call that
+        reverts comes back as its exception (`ContractLogicError` or `Web3RPCError`) in
+        its place: when any answer of the batch is an error, the batch is asked again one
+        call at a time so each gets its own answer."""
+        if not fns:
+            return []
+        try:
+            def batch() -> list[Any]:
+                with self.w3.batch_requests() as requests_:
+                    for fn in fns:
+                        requests_.add(fn.call({"from": self.account.address}, block_identifier=block))
+                    return list(requests_.execute())
+
+            return self.retry(batch)
+        except (ContractLogicError, Web3RPCError, ValueError):
+            pass  # one call reverted (or a node without batches): one at a time
+        out: list[Any] = []
+        for fn in fns:
+            try:
+                out.append(self.call(fn, block))
+            except (ContractLogicError, Web3RPCError) as exc:
+                out.append(exc)
+        return out
+
     def logs(self, event: Any, from_block: int, to_block: int) -> list[Any]:
         """Every log of `event` in [from_block, to_block], fetched in chunks."""
         out: list[Any] = []

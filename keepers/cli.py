@@ -1,6 +1,6 @@
 """`perpool-keeper`: run the keepers as long-lived daemons.
 
-    perpool-keeper prices|liquidator|adl|all [--config keeper.toml] [--rpc-url URL ...]
+    perpool-keeper prices|liquidator|adl|orders|all [--config keeper.toml] [--rpc-url URL ...]
                    [--deployment deployments/local.json] [--metrics-port 9464]
 
 Settings come from the flags, over `PERPOOL_*` environment variables, over the TOML file
@@ -21,16 +21,20 @@ from keepers.log import Log
 from keepers.metrics import Metrics
 from keepers.settings import KeeperSettings, SettingsError, load_settings
 
-COMMANDS = ("prices", "liquidator", "adl", "all")
+COMMANDS = ("prices", "liquidator", "adl", "orders", "all")
 
 
 def build_keepers(command: str, chain: Chain, settings: KeeperSettings, log: Log, metrics: Metrics) -> list[Any]:
-    """The keeper objects one command runs (imported lazily: each has its own module)."""
+    """The keeper objects one command runs (imported lazily: each has its own module). In
+    `all` the order keeper pushes prices with the pusher's source and decisions; run alone
+    it does so with `orders_push_prices`, from a pusher of its own."""
     keepers: list[Any] = []
+    pusher = None
     if command in ("prices", "all"):
         from keepers.pusher import PricePusher
 
-        keepers.append(PricePusher.from_settings(chain, settings, log, metrics))
+        pusher = PricePusher.from_settings(chain, settings, log, metrics)
+        keepers.append(pusher)
     if command in ("liquidator", "all"):
         from keepers.liquidator import Liquidator
 
@@ -39,6 +43,15 @@ def build_keepers(command: str, chain: Chain, settings: KeeperSettings, log: Log
         from keepers.adl import AdlKeeper
 
         keepers.append(AdlKeeper(chain, settings, log, metrics))
+    if command in ("orders", "all"):
+        from keepers.orders import OrderKeeper
+
+        own = pusher is None and settings.orders_push_prices
+        if own:
+            from keepers.pusher import PricePusher
+
+            pusher = PricePusher.from_settings(chain, settings, log, metrics)
+        keepers.append(OrderKeeper(chain, settings, log, metrics, prices=pusher, start_prices=own))
     return keepers
 
 

@@ -29,16 +29,13 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.logs import DISCARD
 
 from keepers.chain import Chain
-from keepers.decide.liquidation import WAD, Indices, LiquidationIndex, MarketParams, Position, PositionKey
+from keepers.decide.liquidation import Indices, LiquidationIndex, MarketParams, Position, PositionKey
+from keepers.fees import CLAIM_EVERY_TICKS, CLAIM_THRESHOLD_USD, claim_fees
 from keepers.log import Log
 from keepers.metrics import Metrics
 from keepers.positions import Change, PositionBook
 from keepers.settings import KeeperSettings
 
-#: Claim the fees credited in the Vault once they are worth this much (WAD USD): one token
-#: transfer per claim, so not after every liquidation.
-CLAIM_THRESHOLD_USD = 50 * WAD
-CLAIM_EVERY_TICKS = 30  # how often the claimable balance is read
 CONFIRM_ON_CHAIN_MAX = 8  # up to this many candidates, each is confirmed by is_liquidatable
 PARAMS_REFRESH_TICKS = 600  # re-read every market's settings this often, besides on events
 CALL_ERRORS = (ContractLogicError, Web3RPCError)
@@ -249,14 +246,4 @@ class Liquidator:
     def claim(self) -> int:
         """Claim the fees credited to the keeper in the Vault once they exceed
         `claim_threshold_usd`; return the token units claimed."""
-        vault = self.chain.vault
-        amount = int(self.chain.call(vault.functions.claimable(self.account)))
-        self.metrics.set("fees_claimable", amount)
-        if amount == 0 or amount * self.token_scale < self.claim_threshold_usd:
-            return 0
-        sent = self.chain.send(vault.functions.claim(self.account), "claim", amount=amount)
-        if sent.status != 1:
-            return 0
-        self.metrics.inc("fees_claimed", amount)
-        self.metrics.set("fees_claimable", 0)
-        return amount
+        return claim_fees(self.chain, self.metrics, self.account, self.token_scale, self.claim_threshold_usd)

@@ -10,7 +10,8 @@ window) and the markets from the deployment file.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from dataclasses import replace
+from typing import Any, Callable, Iterable, Mapping
 
 from keepers.chain import Chain
 from keepers.decide.prices import (
@@ -200,8 +201,21 @@ class PricePusher:
     def tick(self) -> None:
         """Read, decide, push. A source that cannot answer fails the tick (the Runner
         counts it against the failure budget); nothing is pushed from half a reading."""
+        plan, now = self.plan_now()
+        self._send(plan)
+        self._gauges(now)
+
+    def plan_now(
+        self, only: Iterable[str] | None = None, force_reason: str | None = None
+    ) -> tuple[Plan, int]:
+        """The pusher's whole decision for this moment: read the sources, the Oracle and
+        the chain's time, screen the quotes and plan; every refusal is logged and counted.
+        Returns the plan and `now`. `only` limits it to those markets; with `force_reason`
+        a push is due whatever the heartbeat and deviation say, and the plan gives that
+        reason (the order keeper's: orders wait for a newer price). Nothing is sent."""
         assert self.bounds is not None, "startup() first"
-        quotes = {m: q for m, q in self.source.read().items() if m in self.markets}
+        wanted = set(self.markets) if only is None else set(only) & set(self.markets)
+        quotes = {m: q for m, q in self.source.read().items() if m in wanted}
         check = self.check_source.read() if self.check_source is not None else None
         now = int(self.clock())  # after the reads: a chain-clock quote is never after `now`
         self.stored = self._read_stored()
@@ -214,12 +228,12 @@ class PricePusher:
             else None,
         )
 
-        problems, good = self._screen(quotes, check, now)
+        problems, good = self._screen(quotes, check, now, wanted)
         plan = plan_push(
             good,
             self.stored,
             now,
-            heartbeat_s=int(self.settings.heartbeat_s),
+            heartbeat_s=0 if force_reason is not None else int(self.settings.heartbeat_s),
             deviation_bps=self.settings.deviation_bps,
             max_jump_bps=self.bounds.max_jump_bps,
             split_large_moves=self.settings.split_large_moves,
@@ -227,20 +241,27 @@ class PricePusher:
             window_s=self.bounds.window,
             max_window_move_bps=self.bounds.max_window_move_bps,
         )
+        if force_reason is not None and plan.pushes:
+            plan = replace(plan, reason=force_reason)
         for problem in [*problems, *plan.refused]:
+            if force_reason is not None and problem.kind == "not_newer":
+                continue  # on demand, a quote from the Oracle's own second only means: wait
             self.metrics.inc("push_refused")
             self.log.warn(
                 "refused", market=problem.market, kind=problem.kind, reason=problem.reason
             )
         for note in plan.notes:
             self.log.warn("alert", note=note)
-        self._send(plan)
-        self._gauges(now)
+        return plan, now
 
     # ------------------------------------------------------------ helpers
 
     def _screen(
-        self, quotes: dict[str, Quote], check: dict[str, Quote] | None, now: int
+        self,
+        quotes: dict[str, Quote],
+        check: dict[str, Quote] | None,
+        now: int,
+        wanted: set[str] | None = None,
     ) -> tuple[list[Problem], dict[str, Quote]]:
         """The quotes fit to plan with, and the problems of the others. A quote that is
         merely not newer than the Oracle's is left to `plan_push` (refused only when a push
@@ -285,7 +306,7 @@ class PricePusher:
             problems.extend(disagreements)
             for problem in disagreements:
                 good.pop(problem.market, None)
-        for market in sorted(set(self.markets) - set(quotes)):
+        for market in sorted((set(self.markets) if wanted is None else wanted) - set(quotes)):
             age = now - self.stored.get(market, Stored()).observed_at
             if age >= self.settings.heartbeat_s:
                 problems.append(

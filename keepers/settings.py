@@ -78,6 +78,14 @@ class KeeperSettings(BaseSettings):
     batch_size: int = Field(default=100, gt=0, le=256)  # Perp.liquidate_batch takes 256 at most (~39k gas each)
     adl_max_per_tick: int = Field(default=10, gt=0)
 
+    # order keeper
+    order_batch_size: int = Field(default=64, gt=0, le=64)  # OrderBook.execute_orders takes 64 at most
+    order_batches_per_tick: int = Field(default=8, gt=0)  # transactions per tick; the rest wait a tick
+    order_status_batch: int = Field(default=100, gt=0, le=1_000)  # order_status calls per JSON-RPC batch
+    order_retry_s: float = Field(default=30.0, gt=0)  # an order that failed alone waits this, doubling...
+    order_retry_max_s: float = Field(default=3_600.0, gt=0)  # ...up to this
+    orders_push_prices: bool = False  # `orders` alone also pushes prices (the pusher's source settings); `all` always does
+
     @field_validator("rpc_urls", mode="before")
     @classmethod
     def _split_urls(cls, value: Any) -> Any:

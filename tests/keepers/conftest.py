@@ -27,16 +27,24 @@ def keeper_account(accounts):
     return accounts[KEEPER_INDEX]
 
 
-@pytest.fixture(scope="module")
-def protocol(project, chain, deployer, keeper, lp, keeper_account):
-    """The whole protocol with a $1M pool (6-decimal collateral); `keeper` and the keeper
-    daemon's account may push prices."""
+def deploy_pool(project: Any, chain: Any, deployer: Any, updaters: tuple[Any, ...], lp: Any,
+                **options: Any) -> Any:
+    """The whole protocol with a $1M pool (6-decimal collateral); `updaters` may push prices
+    and execute orders as keepers. `options` go to `deploy_protocol` (`direct_fills=False`:
+    every trade through the OrderBook)."""
     token = deployer.deploy(project.TestToken, "Test USD", "tUSD", 6)
-    p = deploy_protocol(project, deployer, token, updaters=(keeper, keeper_account), chain=chain)
+    p = deploy_protocol(project, deployer, token, updaters=updaters, chain=chain, **options)
     token.mint(lp, 2_000_000 * 10**6, sender=lp)
     token.approve(p.vault.address, 2**256 - 1, sender=lp)
     p.vault.deposit(1_000_000 * 10**6, 0, lp, sender=lp)
     return p
+
+
+@pytest.fixture(scope="module")
+def protocol(project, chain, deployer, keeper, lp, keeper_account):
+    """The whole protocol with a $1M pool; `keeper` and the keeper daemon's account may push
+    prices and execute orders."""
+    return deploy_pool(project, chain, deployer, (keeper, keeper_account), lp)
 
 
 @pytest.fixture(scope="module")

@@ -99,3 +99,15 @@ def test_settings__no_key_off_a_local_chain__refused():
     with pytest.raises(SettingsError, match="private_key or key_file is required"):
         load_settings().key(11155111)
     assert load_settings(private_key=KEEPER_KEY).key(11155111) == KEEPER_KEY
+
+
+def test_chain__call_many__one_json_rpc_batch_and_a_revert_in_its_place(settings, log, metrics, protocol):
+    chain = Chain(settings, log, metrics)
+    eth, btc = protocol.markets["ETH"], protocol.markets["BTC"]
+    fns = [chain.perp.functions.is_market(m) for m in (eth, btc, 99)]
+    assert chain.call_many(fns, "pending") == [True, True, False]
+    answers = chain.call_many([chain.oracle.functions.price_timestamp(eth),
+                               chain.perp.functions.close_price(99, True)])  # unknown market: reverts
+    assert answers[0] == chain.call(chain.oracle.functions.price_timestamp(eth))
+    assert isinstance(answers[1], Exception)
+    assert chain.call_many([]) == []

@@ -42,7 +42,7 @@ def test_cli__all_keepers__run_until_sigterm_then_exit_0(rpc_url, deployment_fil
             if not line:
                 break
             lines.append(json.loads(line))
-            if sum(1 for x in lines if x["event"] == "started") == 3:
+            if sum(1 for x in lines if x["event"] == "started") == 4:
                 break
         proc.send_signal(signal.SIGTERM)
         _, rest = proc.communicate(timeout=60)
@@ -52,7 +52,9 @@ def test_cli__all_keepers__run_until_sigterm_then_exit_0(rpc_url, deployment_fil
     lines += [json.loads(x) for x in rest.splitlines() if x.startswith("{")]
     assert proc.returncode == 0
     events = [x["event"] for x in lines]
-    assert {"prices", "liquidator", "adl"} <= {x.get("keeper") for x in lines if x["event"] == "started"}
+    assert {"prices", "liquidator", "adl", "orders"} <= {x.get("keeper") for x in lines if x["event"] == "started"}
+    ready = [x for x in lines if x["event"] == "orders_ready"]
+    assert ready and ready[0]["keeper"] is True and ready[0]["pushes_prices"] is True  # the pusher's source
     assert events[-1] == "stopped" and lines[-1]["code"] == 0
     stopping = [x for x in lines if x["event"] == "stopping"]
     assert stopping and stopping[0]["why"] == "SIGTERM"
@@ -85,6 +87,12 @@ def test_cli__deployment_for_another_chain__exit_2_with_the_reason(rpc_url, depl
     assert "is for chain 11155111, the RPC serves 31337" in result.stderr
 
 
+def test_cli__orders_batch_above_the_contracts_64__exit_2_with_the_reason(tmp_path):
+    result = _run(["orders"], _env(tmp_path, PERPOOL_ORDER_BATCH_SIZE="65"))
+    assert result.returncode == 2
+    assert "order_batch_size" in result.stderr and "less than or equal to 64" in result.stderr
+
+
 def test_cli__unknown_command__refused_by_the_parser(tmp_path):
-    result = _run(["orders"], _env(tmp_path))
+    result = _run(["funding"], _env(tmp_path))
     assert result.returncode == 2 and "invalid choice" in result.stderr
