@@ -100,3 +100,18 @@ def dollars(amount: float) -> int:
 def fund(protocol: Any, account: Any, amount_usd: int = 1_000_000) -> None:
     protocol.token.mint(account, dollars(amount_usd), sender=account)
     protocol.token.approve(protocol.vault.address, 2**256 - 1, sender=account)
+
+
+@pytest.fixture
+def markets(protocol):
+    """The ETH and BTC market ids of the module's `protocol`."""
+    return protocol.markets["ETH"], protocol.markets["BTC"]
+
+
+@pytest.fixture
+def fresh(protocol, chain, keeper, markets):
+    """Fresh prices at $3,000 and $60,000, pushed by the price keeper (Ape's `keeper`)."""
+    from liquidator_scene import WAD, push
+
+    eth, btc = markets
+    push(protocol, chain, keeper, {eth: 3_000 * WAD, btc: 60_000 * WAD})

@@ -69,18 +69,6 @@ def traders(accounts, protocol):
     return out
 
 
-@pytest.fixture
-def markets(protocol):
-    return protocol.markets["ETH"], protocol.markets["BTC"]
-
-
-@pytest.fixture
-def fresh(protocol, chain, keeper, markets):
-    """Fresh prices at $3,000 and $60,000, pushed by the price keeper (Ape's `keeper`)."""
-    eth, btc = markets
-    push(protocol, chain, keeper, {eth: 3_000 * WAD, btc: 60_000 * WAD})
-
-
 def order_keeper(settings: Any, log: Any, metrics: Any, prices: dict[str, int] | None = None,
                  **overrides: Any) -> tuple[OrderKeeper, ScriptedSource | None]:
     """An order keeper on its own client; with `prices` (name -> WAD) it pushes them through

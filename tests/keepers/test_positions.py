@@ -27,18 +27,6 @@ def traders(accounts, protocol):
     return out
 
 
-@pytest.fixture
-def markets(protocol):
-    return protocol.markets["ETH"], protocol.markets["BTC"]
-
-
-@pytest.fixture
-def fresh(protocol, chain, keeper, markets):
-    """Fresh prices at $3,000 and $60,000."""
-    eth, btc = markets
-    push(protocol, chain, keeper, {eth: 3_000 * WAD, btc: 60_000 * WAD})
-
-
 def test_book__every_kind_of_change__equals_get_position(protocol, chain, keeper, traders, markets, fresh,
                                                           settings, log, metrics, tmp_path):
     eth, btc = markets
