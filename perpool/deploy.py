@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +137,33 @@ class DeployError(RuntimeError):
     """A deploy that cannot start: missing account, token or funds."""
 
 
+PASSPHRASE_ENV = "APE_ACCOUNTS_{alias}_PASSPHRASE"  # Ape's own variable for a keyfile account
+
+
+def load_account(alias: str) -> Any:
+    """An Ape account by alias, unlocked for signing without prompts when its passphrase is
+    in APE_ACCOUNTS_<alias>_PASSPHRASE (what a non-interactive deploy needs)."""
+    import os
+
+    from ape import accounts
+    from ape.exceptions import AccountsError
+
+    if alias not in accounts.aliases:
+        raise DeployError(f"no Ape account named {alias!r}: add one with `ape accounts import {alias}`")
+    account = accounts.load(alias)
+    variable = PASSPHRASE_ENV.format(alias=alias)
+    passphrase = os.environ.get(variable)
+    if passphrase is None:
+        if not sys.stdin.isatty():
+            raise DeployError(f"account {alias!r} is locked: set {variable} to its passphrase for a non-interactive deploy")
+        return account  # a person at a terminal: Ape prompts
+    try:
+        account.set_autosign(True, passphrase=passphrase)
+    except AccountsError as exc:
+        raise DeployError(f"cannot unlock account {alias!r} with {variable}: {exc}") from exc
+    return account
+
+
 def deploy_network(
     account_alias: str | None = None,
     token_address: str | None = None,
@@ -150,7 +179,7 @@ def deploy_network(
 
     local = chain.chain_id in LOCAL_CHAIN_IDS
     if account_alias:
-        deployer = accounts.load(account_alias)
+        deployer = load_account(account_alias)
     elif local:
         deployer = accounts.test_accounts[0]
     else:

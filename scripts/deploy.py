@@ -4,7 +4,10 @@
     ape run deploy --network ethereum:sepolia:node --account <alias> --token <stablecoin>
 
 On a local network it also deploys a test stablecoin, registers the ETH and BTC markets,
-makes the deployer a price updater and seeds a first price per market.
+makes the deployer a price updater and seeds a first price per market. Elsewhere direct
+fills are off (every trade goes through the OrderBook), and `--account` is required: a
+keyfile account is unlocked from APE_ACCOUNTS_<alias>_PASSPHRASE when that is set (a
+non-interactive run), else Ape prompts at a terminal.
 """
 
 from __future__ import annotations
