@@ -267,8 +267,8 @@ def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
 @external
 def claim(receiver: address) -> uint256:
     """
-    @notice Pay the caller everything it is owed (keeper fees credited by `settle`) to
-            `receiver`. Never paused.
+    @notice Pay the caller everything it is owed (credited by `settle`: keeper fees,
+            order payouts and refunds) to `receiver`. Never paused.
     @return Token units paid.
     """
     assert receiver != empty(address), "vault: zero receiver"
@@ -301,8 +301,9 @@ def settle(s: settlement.Settlement):
     """
     @notice Move money for a protocol contract in one balanced step: pull `amount_in`
             from `account_in`, change the buckets, pay `amount_out` to `account_out`, credit
-            `credit_amount` to `credit_account` (claimable later: a keeper's fee, paid
-            without handing it control), and move the reserved amount. The bucket deltas
+            `credit_amount` to `credit_account` (claimable later: a keeper's fee or an
+            order's payout, paid without handing anyone control), and move the reserved
+            amount. The bucket deltas
             must add up to amount_in - amount_out - credit_amount, so money is conserved;
             no bucket may go below zero. The reserved amount moves by `reserved_delta`.
     @dev Only an authorised controller. Reads nothing from Perp, so a locked Perp can call it.
