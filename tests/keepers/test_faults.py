@@ -78,7 +78,7 @@ def split_at(protocol: Any, chain: Any, keys: list[Key]) -> tuple[list[Key], dic
     """`split` as of the head block, for a running keeper that may already have liquidated
     some: a position closed since `keys` were opened counts as unhealthy (the scene never
     closes one itself), the others are judged by `is_liquidatable` at the head block."""
-    block = chain.blocks.head.number
+    block = chain.provider.web3.eth.block_number  # the node's latest block, asked directly
     unhealthy, healthy = [], {}
     for k in keys:
         state = protocol.perp.get_position(*k, block_id=block)
@@ -96,7 +96,7 @@ def all_closed(protocol: Any, keys: list[Key]) -> Callable[[], bool]:
 
 def liquidated(protocol: Any, chain: Any, from_block: int) -> Counter[Key]:
     """How many times each position was liquidated from `from_block` on (Ape, not the proxy)."""
-    logs = protocol.perp.Liquidation.range(from_block, chain.blocks.head.number + 1)
+    logs = protocol.perp.Liquidation.range(from_block, chain.provider.web3.eth.block_number + 1)
     return Counter((str(e.account), int(e.market), bool(e.is_long)) for e in logs)
 
 
