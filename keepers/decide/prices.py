@@ -441,6 +441,8 @@ def _step_path(
     Oracle's jump bound from the previous one (and its window bound when given), at
     consecutive seconds ending at `at` and all after the stored timestamp. At most
     `MAX_STEPS`; when they do not reach the target, the last is as close as allowed."""
+    if target == old.price:
+        return [(at, target)]  # an unmoved price (a heartbeat): one push, within every bound
     count = _jump_steps(old.price, target, max_jump_bps)
     count = min(count, at - old.observed_at, MAX_STEPS)
     path: list[tuple[int, int]] = []

@@ -148,6 +148,14 @@ def test_plan__move_beyond_the_jump_bound_with_split__steps_within_bound_ending_
     assert p.refused == () and "split into 3 pushes" in p.notes[0]
 
 
+def test_plan__split_on_heartbeat_of_an_unmoved_price__one_push_not_a_refusal():
+    # found by the devnet simulation: with split_large_moves on, a heartbeat of the same
+    # price had an empty step path and was refused as "no step fits", so the price went stale
+    p = plan({"ETH": Quote(ETH, NOW)}, {"ETH": fresh(ETH, age=60)}, split=True)
+    assert p.refused == ()
+    assert [(push.observed_at, push.prices) for push in p.pushes] == [(NOW, {"ETH": ETH})]
+
+
 def test_plan__split_with_no_room_between_timestamps__partial_steps_and_a_note():
     target = ETH * 125 // 100
     stored = {"ETH": Stored(ETH, NOW - 1, ETH, NOW - 1)}
