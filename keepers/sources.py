@@ -180,6 +180,10 @@ class CsvReplay:
     def markets(self) -> list[str]:
         return sorted(self._times)
 
+    def rows(self, market: str) -> list[Quote]:
+        """Every row of `market`, in time order (empty for a market not in the file)."""
+        return [Quote(p, t) for t, p in zip(self._times.get(market, []), self._prices.get(market, []))]
+
     def read(self) -> dict[str, Quote]:
         now = int(self.clock())
         out: dict[str, Quote] = {}

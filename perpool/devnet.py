@@ -31,10 +31,11 @@ class DevnetError(RuntimeError):
 class Anvil:
     process: subprocess.Popen
     url: str
+    pid_file: Path
 
     def stop(self) -> None:
         stop_process(self.process)
-        PID_FILE.unlink(missing_ok=True)
+        self.pid_file.unlink(missing_ok=True)
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
@@ -66,11 +67,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def check_no_previous_devnet() -> None:
-    if not PID_FILE.exists():
+def check_no_previous_devnet(pid_file: Path | None = None) -> None:
+    pid_file = pid_file or PID_FILE
+    if not pid_file.exists():
         return
     try:
-        pid = int(PID_FILE.read_text().strip())
+        pid = int(pid_file.read_text().strip())
     except ValueError:
         pid = 0
     if pid and _pid_alive(pid):
@@ -78,7 +80,7 @@ def check_no_previous_devnet() -> None:
             f"a previous devnet is still running (Anvil pid {pid}); stop it with `kill {pid}` "
             "or Ctrl-C in its terminal"
         )
-    PID_FILE.unlink(missing_ok=True)  # stale: its process is gone
+    pid_file.unlink(missing_ok=True)  # stale: its process is gone
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -95,30 +97,43 @@ def rpc(url: str, method: str, params: list | None = None, timeout: float = 2.0)
         return json.loads(response.read())["result"]
 
 
-def start_anvil(port: int, host: str = "127.0.0.1", extra_args: tuple[str, ...] = ()) -> Anvil:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start_anvil(
+    port: int, host: str = "127.0.0.1", extra_args: tuple[str, ...] = (), state_dir: Path | None = None
+) -> Anvil:
+    """Start Anvil on `host:port`. The devnet keeps its pid and log in `.devnet/` (so a
+    second devnet is refused); a scenario run passes its own `state_dir`."""
     binary = find_anvil()
-    check_no_previous_devnet()
+    pid_file = (state_dir / "anvil.pid") if state_dir else PID_FILE
+    log_file = (state_dir / "anvil.log") if state_dir else LOG_FILE
+    check_no_previous_devnet(pid_file)
     check_port_free(host, port)
-    STATE_DIR.mkdir(exist_ok=True)
-    log = LOG_FILE.open("w")
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    log = log_file.open("w")
     process = subprocess.Popen(
         [binary, "--host", host, "--port", str(port), "--chain-id", str(CHAIN_ID), *extra_args],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    PID_FILE.write_text(str(process.pid))
+    pid_file.write_text(str(process.pid))
     url = f"http://{host}:{port}"
-    anvil = Anvil(process=process, url=url)
+    anvil = Anvil(process=process, url=url, pid_file=pid_file)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             anvil.stop()
-            raise DevnetError(f"Anvil exited at start (code {process.returncode}); see {LOG_FILE}")
+            raise DevnetError(f"Anvil exited at start (code {process.returncode}); see {log_file}")
         try:
             if int(rpc(url, "eth_chainId"), 16) == CHAIN_ID:
                 return anvil
         except OSError:
             time.sleep(0.1)
     anvil.stop()
-    raise DevnetError(f"Anvil did not answer on {url} within {START_TIMEOUT_S:.0f} s; see {LOG_FILE}")
+    raise DevnetError(f"Anvil did not answer on {url} within {START_TIMEOUT_S:.0f} s; see {log_file}")

@@ -46,14 +46,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def devnet_url(tmp_path_factory):
-    """`ape run devnet --keep` on a free port, stopped with SIGTERM afterwards."""
+    """`ape run devnet --scenario none --keep` (deploy only) on a free port, stopped with SIGTERM afterwards."""
     tmp_path = tmp_path_factory.mktemp("devnet")
     port = _free_port()
     env = dict(os.environ)
     env.pop("APE_FOUNDRY_HOST", None)
     log = (tmp_path / "devnet.log").open("w")
     proc = subprocess.Popen(
-        [APE, "run", "devnet", "--keep", "--port", str(port)],
+        [APE, "run", "devnet", "--scenario", "none", "--keep", "--port", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 120

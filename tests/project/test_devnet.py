@@ -28,9 +28,9 @@ def _run_devnet(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_devnet__fresh_port__deploys_prints_and_stops():
+def test_devnet__scenario_none__deploys_prints_and_stops():
     port = _free_port()
-    result = _run_devnet("--port", str(port))
+    result = _run_devnet("--scenario", "none", "--port", str(port))
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"perpool devnet on http://127.0.0.1:{port}" in result.stdout
     assert '"Perp"' in result.stdout and '"Vault"' in result.stdout
@@ -44,7 +44,7 @@ def test_devnet__port_taken__refuses_with_a_clear_message():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        result = _run_devnet("--port", str(port))
+        result = _run_devnet("--scenario", "none", "--port", str(port))
     assert result.returncode != 0
     assert f"port {port} on 127.0.0.1 is taken" in result.stdout + result.stderr
 
