@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(BIN):$(PATH)
 # pydantic-settings warns about one of Ape's own settings models on every command
 export PYTHONWARNINGS := ignore:Field:UserWarning:pydantic_settings.sources.utils
 
-.PHONY: setup devnet test test-fast compile abi gas clean
+.PHONY: setup devnet test test-fast compile abi gas static clean
 
 ## setup: venv from the lock, Anvil from npm, contracts compiled
 setup: $(VENV)/.installed node_modules/.installed
@@ -49,5 +49,9 @@ abi: setup
 gas: setup
 	$(BIN)/ape run gas
 
+## static: vyper-guard over the contracts (a checklist, not a gate: docs/static-analysis.md)
+static:
+	scripts/static_analysis.sh
+
 clean:
-	rm -rf .build $(VENV) node_modules
+	rm -rf .build $(VENV) .venv-tools node_modules
