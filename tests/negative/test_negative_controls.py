@@ -56,6 +56,14 @@ oracle_no_staleness                                 check_stale_price_refused: g
 
 The harness tests prove the compile path is Ape's (an unpatched compile gives Ape's exact
 bytecode) and that a variant whose snippet no longer matches fails loudly.
+
+What running the unit suite's own tests on the variants showed (when these controls were
+written): the liquidation boundary test catches the `>` variant only in its two "floor"
+cases, since elsewhere a wei of price moves the remaining value by tens of wei and the
+boundary is never hit exactly (hence the exact construction here); the deposit dilution test
+with its 30 bps mint fee does not catch shares rounding up (the exact model tests do); and
+each reentrancy lock is caught by one family of cases only, because the other contract's
+lock refuses the rest (the two `..._still_refused_by_...` tests below show it).
 """
 
 from __future__ import annotations
