@@ -327,12 +327,13 @@ def _draw_pool(fig: Figure, series: Series) -> None:
     ax = fig.add_subplot()
     x = _step_hours(series)
     ax.plot(x, _column(series, "pool_value_usd"), color="tab:blue", marker=_marker(series),
-            label="pool value (USD)")
+            linewidth=3, alpha=0.6, label="pool value (USD)")
     _time_axis(ax, series)
     _usd_axis(ax, "pool value (USD)")
     twin = ax.twinx()
+    # the two lines coincide while the LP supply is constant: the share price is dashed on top
     twin.plot(x, _column(series, "share_price"), color="tab:orange", marker=_marker(series),
-              label="LP share price")
+              linestyle="--", label="LP share price")
     twin.set_ylabel("LP share price")
     _legend(ax, twin)
 

@@ -28,7 +28,7 @@ from perpool.sim.node import Node, SimError
 from perpool.sim.scenarios import Scenario, step_times, write_price_csv
 
 CATCH_UP_S = 20.0  # wall seconds the driver waits for the keepers after a step
-POLL_S = 0.1
+POLL_S = 0.25  # s between the driver's checks (each is one JSON-RPC batch of views)
 SERIES_VERSION = 1
 
 
@@ -63,6 +63,7 @@ class Simulation:
         self.stalls: list[str] = []
         self.start_block = 0
         self.rows: list[dict[str, int]] = []
+        self.start_prices: dict[str, int] = {}
         self.times: list[int] = []
         self.t0 = 0
 
@@ -97,6 +98,7 @@ class Simulation:
         t0 = self.node.now()
         oracle = self.node.contract("Oracle")
         start = {m: oracle.functions.price_data(self.markets[m]).call()[0] for m in self.scenario.markets}
+        self.start_prices = start
         self.rows = write_price_csv(self.scenario, start, t0, self.folder / "prices.csv")
         self.t0 = t0
         self.times = step_times(self.scenario, t0)
@@ -112,8 +114,7 @@ class Simulation:
         for action in step.actions:
             self.keepers.apply(action)
         self.crowd.refresh()
-        prices = {m: self.steps[-1]["prices"][m] for m in self.scenario.markets}
-        self.crowd.churn({m: int(p * 10**18) for m, p in prices.items()})
+        self.crowd.churn(self.rows[k - 1] if k else self.start_prices)  # the latest path price, WAD
         self.times[k] = self.node.warp(self.times[k])
         self.feed.publish(self.rows[k], self.times[k])
         self.catch_up(k)
@@ -140,12 +141,16 @@ class Simulation:
                     else:
                         time.sleep(POLL_S)
                         continue
-            if "orders" in pending and (not self.keepers.is_up("orders") or not self._executable()):
-                pending.discard("orders")
-            if "liquidator" in pending and (
-                not self.keepers.is_up("liquidator") or not self._refreshed_unhealthy()
+            if "orders" in pending:
+                if not self.keepers.is_up("orders"):
+                    self.crowd.refresh()
+                    pending.discard("orders")
+                elif not self._executable():
+                    pending.discard("orders")
+            if "liquidator" in pending and "orders" not in pending and (
+                not self.keepers.is_up("liquidator") or not self.sampler.unhealthy()
             ):
-                pending.discard("liquidator")
+                pending.discard("liquidator")  # asked once the fills are in (the crowd refreshed)
             if "adl" in pending and (not self.keepers.is_up("adl") or not self._adl_triggered()):
                 pending.discard("adl")
             if pending:
@@ -159,12 +164,8 @@ class Simulation:
         answers = self.node.chain.call_many([orders.functions.order_status(i, True) for i in live])
         if any(not isinstance(a, Exception) and a[0] == EXECUTED for a in answers):
             return True
-        self.crowd.refresh()
+        self.crowd.refresh()  # the fills are in: who holds a position now
         return False
-
-    def _refreshed_unhealthy(self) -> bool:
-        self.crowd.refresh()
-        return bool(self.sampler.unhealthy())
 
     def _adl_triggered(self) -> bool:
         risk = self.node.contract("RiskEngine")
