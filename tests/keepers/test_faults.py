@@ -77,8 +77,16 @@ def split(protocol: Any, keys: list[Key]) -> tuple[list[Key], dict[Key, tuple]]:
 def split_at(protocol: Any, chain: Any, keys: list[Key]) -> tuple[list[Key], dict[Key, tuple]]:
     """`split` as of the head block, for a running keeper that may already have liquidated
     some: a position closed since `keys` were opened counts as unhealthy (the scene never
-    closes one itself), the others are judged by `is_liquidatable` at the head block."""
+    closes one itself), the others are judged by `is_liquidatable` at the head block.
+
+    Read once that block is below the head (an empty block mined after it): Anvil (1.7.1)
+    answers an `eth_call` for its head block that races the mining of the next one with
+    the next block's state and the asked block's timestamp, and with the keeper's
+    liquidation in that next block Perp's `block.timestamp - <the market's last accrual>`
+    underflows: `is_liquidatable` reverted with no reason ("Transaction failed.") in one
+    CI run. A block below the head is answered from its own state and timestamp."""
     block = chain.provider.web3.eth.block_number  # the node's latest block, asked directly
+    chain.mine()
     unhealthy, healthy = [], {}
     for k in keys:
         state = protocol.perp.get_position(*k, block_id=block)
