@@ -200,7 +200,7 @@ def funding_spike(seed: int, short: bool) -> Scenario:
     per_hour = WAD // HOUR
     return Scenario(
         "funding-spike",
-        "open interest 90 % long for a day of chain time at 0.5 %/h funding",
+        f"open interest 90 % long for {hours} h of chain time at 0.5 %/h funding",
         seed,
         short,
         steps,
