@@ -93,6 +93,8 @@ def fork(upstream, ape_data, networks) -> Iterator[Fork]:
             process = provider.process
             if endpoint(provider.uri) == endpoint(upstream.url):
                 pytest.fail(f"the fork's RPC {provider.uri} is the upstream's: refusing to send anything")
+            if process is None:  # Ape attaches to a node already listening on the port it picked
+                pytest.fail(f"the fork's RPC {provider.uri} is a node this run did not start")
             assert provider.chain_id == SEPOLIA
             info = provider.make_request("anvil_nodeInfo", [])
             yield Fork(provider, provider.uri, int(info["forkConfig"]["forkBlockNumber"]), info)
