@@ -20,7 +20,8 @@
      fees round up.
 @custom:security One reentrancy lock covers every state-changing function. `pool_amount`
      is the only view readable while the lock is held, because Perp's `pool_value` reads
-     it during `deposit`/`redeem`, before the Vault writes anything.
+     it during `deposit`/`redeem`: once before the Vault writes anything (the price) and
+     once after its writes, before the token moves (the share-price check).
      Buckets are packed two to a slot (pool | collateral, insurance | reserved,
      escrow | claimable), 128 bits
      each; `settle` and deposits revert "vault: bucket overflow" beyond that.
@@ -196,7 +197,11 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
             value (so fewer shares). The mint fee stays in the pool for existing LPs.
             Starts the receiver's cooldown, so depositing for another receiver needs its
             approval (`approve_depositor`): nobody can lock an LP's shares with dust.
-            Refused while paused ("vault: paused"); redemptions never are.
+            Refused while paused ("vault: paused"); redemptions never are. Refused
+            ("vault: deposit would dilute") if the deposit would lower the share price,
+            which happens only while traders' net profit is over Perp's
+            `max_pnl_factor_bps` of the pool: the counted liability then grows with the
+            pool amount.
     @param amount Token units, pulled from the caller (approve the Vault first).
     @param min_shares Revert "vault: slippage" below this many shares.
     @param receiver Who gets the shares.
@@ -210,12 +215,13 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
     net_wad: uint256 = (amount - fee) * token_scale
     supply: uint256 = self.totalSupply
     shares: uint256 = 0
+    value: uint256 = 0
     if supply == 0:
         assert net_wad >= MIN_FIRST_DEPOSIT, "vault: first deposit too small"
         shares = net_wad - DEAD_SHARES
         self._mint(DEAD_ADDRESS, DEAD_SHARES)
     else:
-        value: uint256 = self._pool_value(True)
+        value = self._pool_value(True)
         assert value != 0, "vault: pool value zero"
         shares = math.mul_div(net_wad, supply, value, False)  # shares round down
     assert shares != 0, "vault: zero shares"
@@ -224,6 +230,11 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
     self._add_pool(amount)
     self.last_deposit_at[receiver] = block.timestamp
     self._mint(receiver, shares)
+    if supply != 0:
+        # the share price may not fall: value after x supply before >= value x supply after
+        # (exact without the pnl cap; while it binds, the cap grows with the pool amount)
+        after: uint256 = self._pool_value(True)
+        assert after * supply >= value * (supply + shares), "vault: deposit would dilute"
     log Deposit(sender=msg.sender, receiver=receiver, amount=amount, fee=fee, shares=shares)
 
     self._pull(msg.sender, amount)
@@ -235,7 +246,11 @@ def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
     """
     @notice Burn `shares` for tokens priced at the pool's min value (so less paid out),
             less the burn fee, which stays in the pool. Refused during the caller's
-            cooldown and when it would take the pool below the reserved amount.
+            cooldown, when it would take the pool below the reserved amount, and
+            ("vault: redeem beyond its share") when it would raise the remaining LPs'
+            share price by more than its fee and rounding, which happens only while
+            traders' net profit is over the pnl cap (the redeemer would leave with a
+            share of a value that ignores the profit above the cap).
     @param shares LP shares of the caller to burn.
     @param min_amount Revert "vault: slippage" below this many tokens paid.
     @param receiver Who gets the tokens.
@@ -257,7 +272,13 @@ def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
     assert amount <= pool and pool - amount >= self._insurance_reserved >> HALF, "vault: reserved"
 
     self._pool_collateral = packed - amount  # the pool is the low half: no borrow
+    supply: uint256 = self.totalSupply
     self._burn(msg.sender, shares)
+    # the remaining share price may rise by the fee and the rounding of `gross` only:
+    # (value after x supply before - value x supply after) <= supply x (fee + 1) x scale
+    # (exact without the pnl cap; while it binds, the cap shrinks with the pool amount)
+    after: uint256 = self._pool_value(False)
+    assert after * supply <= value * (supply - shares) + supply * (fee + 1) * token_scale, "vault: redeem beyond its share"
     log Redeem(sender=msg.sender, receiver=receiver, shares=shares, amount=amount, fee=fee)
 
     self._push(receiver, amount)
@@ -353,7 +374,7 @@ def settle(s: settlement.Settlement):
 def pool_amount() -> uint256:
     """
     @notice LP money in the pool, token units. Readable while the Vault's lock is held:
-            Perp's `pool_value` reads it during `deposit` and `redeem`, before any write.
+            Perp's `pool_value` reads it during `deposit` and `redeem`.
     """
     return self._pool_collateral & MASK_128
 

@@ -12,6 +12,7 @@ Cases:
   test_attack__deposit_for_a_victim_to_lock_its_shares__refused_depositor_not_approved
   test_attack__lp_sandwich_of_a_price_push__redeem_and_share_transfer_refused_cooldown
   test_attack__lp_deposit_before_a_known_price_push__not_profitable      (xfail: FINDING)
+  test_attack__lp_deposit_and_redeem_around_the_pnl_cap__refused_dilute_and_beyond_share
   test_attack__trader_flash_lp_around_own_close__not_profitable
 """
 
@@ -185,6 +186,38 @@ def test_attack__lp_deposit_before_a_known_price_push__not_profitable(env, attac
     assert profit == paid - deposit
     if profit > 0:
         raise Finding(f"the attacker made {profit / env.unit:,.2f} USD on a {deposit / env.unit:,.0f} USD deposit")
+
+
+def test_attack__lp_deposit_and_redeem_around_the_pnl_cap__refused_dilute_and_beyond_share(env, lp, attacker, trader, other_lp):
+    """REFERENCE.md's audit class "LP deposit/withdraw arbitrage around PnL caps". The pool
+    value caps traders' net profit at max_pnl_factor_bps (here 1 %) of the pool amount.
+    A long's profit of ~$90k is over that cap: a deposit would add 1 % of itself to the
+    counted liability (the share price falls: depositor and LPs lose), and a redeem would
+    pay a share of a value that ignores the profit above the cap (a run on the pool). Both
+    are refused with nothing moved; they pass again once the profit is back under the cap."""
+    push_fresh(env, env.eth, SEED)
+    pin(env)
+    open_position(env, trader, env.eth, True, env.usd(100_000), 900_000 * WAD)
+    env.configurator.set_max_pnl_factor(100, sender=env.configurator.admin())
+    after_cooldown(env)
+    up = SEED * 11 // 10
+    push_fresh(env, env.eth, up)
+    pin(env)
+    pool_wad = env.vault.pool_amount() * env.scale
+    profit = env.perp.position_values(trader, env.eth, True, up).pnl
+    assert profit > pool_wad // 100  # over the cap: the pool value counts 1 % of the pool
+    people = [lp, attacker, trader, other_lp]
+    refused(env, people, "vault: deposit would dilute", env.vault.deposit, env.usd(1_000_000), 0, attacker, sender=attacker)
+    refused(env, people, "vault: redeem beyond its share", env.vault.redeem, env.vault.balanceOf(lp) // 20, 0, lp, sender=lp)
+
+    push_fresh(env, env.eth, SEED)  # the profit gone: both flows pass at the formulas
+    pin(env)
+    shares, _ = quote_deposit(env, env.usd(1_000_000))
+    assert env.vault.deposit(env.usd(1_000_000), 0, attacker, sender=attacker).return_value == shares
+    redeemed = env.vault.balanceOf(lp) // 20
+    paid, _ = quote_redeem(env, redeemed)
+    assert env.vault.redeem(redeemed, 0, lp, sender=lp).return_value == paid
+    assert_solvent(env)
 
 
 def test_attack__trader_flash_lp_around_own_close__not_profitable(env, trader, chain):

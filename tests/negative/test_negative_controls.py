@@ -13,11 +13,15 @@ Variant (patch)                                     Check that catches it (mirro
 --------------------------------------------------  ---------------------------------------------
 vault_shares_round_up                               check_deposit_does_not_dilute: with no mint
   Vault.deposit: mul_div(net_wad, supply, value,    fee, a deposit must not lower the exact LP
-  False) -> True (shares round up)                  share value pool*scale/supply, and mints
-                                                    floor(net_wad*supply/value) shares
-                                                    (vault/test_deposit.py::..._does_not_dilute_
+  False) -> True (shares round up), and the         share value pool*scale/supply, and mints
+  Vault's share-price check after its writes        floor(net_wad*supply/value) shares
+  removed (it would refuse the deposit first)       (vault/test_deposit.py::..._does_not_dilute_
                                                     existing_lps, made exact, and ::..._mints_
                                                     floor_of_net_wad_times_supply_over_value)
+vault_shares_round_up_checked                       the same check: the deposit reverts "vault:
+  the rounding alone (the on-chain check kept)      deposit would dilute" (the contract's own
+                                                    guard; one test, no real-contract twin:
+                                                    vault_shares_round_up's is the same check)
 vault_missing_lock                                  check_lp_callback_reentry_refused: a Perp
   Vault: `# pragma nonreentrancy on` removed         trade re-entered from the token callback of
   (and `@reentrant` on pool_amount, which needs     an LP's deposit/redeem is refused (perp/
@@ -173,6 +177,12 @@ def rounding_variant_vault(variant_container, deployer, lp_token, lp, other_lp, 
     return build_lp_vault(container, deployer, lp_token, (lp, other_lp, trader))
 
 
+@pytest.fixture(scope="module")
+def checked_rounding_variant_vault(variant_container, deployer, lp_token, lp, other_lp, trader):
+    container = variant_container(variants.VAULT_SHARES_ROUND_UP_CHECKED)
+    return build_lp_vault(container, deployer, lp_token, (lp, other_lp, trader))
+
+
 UNIT = 10**6  # the reentrant token has 6 decimals
 
 
@@ -227,7 +237,7 @@ def perp_lock_variant_rt(project, deployer, keeper, lp, chain, trader, attacker,
 @pytest.fixture(scope="module", autouse=True)
 def _module_fixtures_first(
     real_env, funding_variant_env, boundary_variant_env, stale_variant_env,
-    real_vault, rounding_variant_vault, real_rt, vault_lock_variant_rt, perp_lock_variant_rt,
+    real_vault, rounding_variant_vault, checked_rounding_variant_vault, real_rt, vault_lock_variant_rt, perp_lock_variant_rt,
 ):
     """Deploy everything before the first test, so Ape's isolation snapshots stay in order."""
 
@@ -397,6 +407,13 @@ def test_vault_shares_round_up__caught_on_the_variant(rounding_variant_vault, ac
 
 def test_vault_shares_round_up__passes_on_the_real_contract(real_vault, accounts):
     check_deposit_does_not_dilute(real_vault, accounts[4], DEPOSIT)
+
+
+def test_vault_shares_round_up__with_the_share_price_check__refused_on_chain(checked_rounding_variant_vault, accounts):
+    """The rounding mistake alone: the Vault's own check after its writes (issue #8) sees
+    the share price fall and refuses the deposit, before any test's assertion runs."""
+    with ape.reverts("vault: deposit would dilute"):
+        check_deposit_does_not_dilute(checked_rounding_variant_vault, accounts[4], DEPOSIT)
 
 
 # ---------------------------------------------------------------- 2. missing lock

@@ -104,16 +104,32 @@ class SwappedProject:
 
 # ---------------------------------------------------------------- the variants
 
+_SHARES_ROUND_UP = (
+    "shares = math.mul_div(net_wad, supply, value, False)  # shares round down",
+    "shares = math.mul_div(net_wad, supply, value, True)  # VARIANT: shares round up",
+)
+
 VAULT_SHARES_ROUND_UP = Variant(
     name="vault_shares_round_up",
     contract="Vault",
     patches=(
+        _SHARES_ROUND_UP,
+        # the Vault's own share-price check would refuse the deposit first (see the next
+        # variant): without it, the suite's dilution check is what must catch the rounding
         (
-            "shares = math.mul_div(net_wad, supply, value, False)  # shares round down",
-            "shares = math.mul_div(net_wad, supply, value, True)  # VARIANT: shares round up",
+            'assert after * supply >= value * (supply + shares), "vault: deposit would dilute"',
+            "pass  # VARIANT: the share-price check removed",
         ),
     ),
-    summary="Vault.deposit mints shares rounded up instead of down (rounding against the pool)",
+    summary="Vault.deposit mints shares rounded up instead of down (rounding against the pool), "
+    "its share-price check removed",
+)
+
+VAULT_SHARES_ROUND_UP_CHECKED = Variant(
+    name="vault_shares_round_up_checked",
+    contract="Vault",
+    patches=(_SHARES_ROUND_UP,),
+    summary="Vault.deposit mints shares rounded up, the Vault's share-price check kept",
 )
 
 VAULT_MISSING_LOCK = Variant(

@@ -240,3 +240,140 @@ def test_property__deposit_and_redeem_match_the_formulas(
         else:
             event("redeem paid")
             assert vault.redeem(shares, 0, lp, sender=lp).return_value == rq.amount
+
+
+# ------------------------------------------------------------------ the share-price check
+#
+# TestPoolValue counts a trader profit capped at `cap_bps` of the pool amount, as Perp's pool
+# value caps net trader profit at max_pnl_factor_bps: while the cap binds, the counted
+# liability moves with the pool amount, and the Vault's check after its writes refuses a
+# deposit that would lower the share price and a redeem that would raise it beyond its fee.
+
+
+def capped_value(pool_wad_: int, profit: int, cap_bps: int) -> int:
+    """TestPoolValue's value with zero offsets (its integer arithmetic)."""
+    return max(pool_wad_ - min(profit, pool_wad_ * cap_bps // 10_000), 0)
+
+
+@pytest.mark.parametrize("cap_bps", [100, 9_000])
+def test_deposit__pnl_cap_binds__refused_deposit_would_dilute(
+    priced, pool_value_source, deployer, other_lp, unit, scale, model, snapshot, cap_bps
+):
+    """Profit twice the cap: the deposit would add cap_bps of itself to the counted
+    liability, so the share price would fall; refused and nothing moves."""
+    vault = priced
+    base = pool_wad(vault)
+    profit = 2 * base * cap_bps // 10_000
+    pool_value_source.set_capped_profit(profit, cap_bps, sender=deployer)
+    amount = 5_000 * unit + 3
+    value = capped_value(base, profit, cap_bps)
+    supply = vault.totalSupply()
+    q = model.deposit(amount, model.MINT_FEE_BPS, scale, supply, value)
+    after = capped_value(base + amount * scale, profit, cap_bps)
+    assert after * supply < value * (supply + q.shares)  # the price would fall
+    before = snapshot()
+    with ape.reverts("vault: deposit would dilute"):
+        vault.deposit(amount, 0, other_lp, sender=other_lp)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("cap_bps", [100, 9_000])
+def test_redeem__pnl_cap_binds__refused_redeem_beyond_its_share(
+    priced, pool_value_source, deployer, lp, scale, model, snapshot, cap_bps
+):
+    """Profit twice the cap: the redeemer would be paid a share of a value that ignores
+    the profit above the cap, raising the remaining LPs' price by far more than its fee."""
+    vault = priced
+    base = pool_wad(vault)
+    profit = 2 * base * cap_bps // 10_000
+    pool_value_source.set_capped_profit(profit, cap_bps, sender=deployer)
+    shares = vault.balanceOf(lp) // 2
+    value = capped_value(base, profit, cap_bps)
+    supply = vault.totalSupply()
+    q = model.redeem(shares, model.BURN_FEE_BPS, scale, supply, value)
+    after = capped_value(base - q.amount * scale, profit, cap_bps)
+    assert after * supply > value * (supply - shares) + supply * (q.fee + 1) * scale
+    before = snapshot()
+    with ape.reverts("vault: redeem beyond its share"):
+        vault.redeem(shares, 0, lp, sender=lp)
+    assert snapshot() == before
+
+
+def test_deposit_and_redeem__profit_under_the_cap__pass_at_the_formulas(
+    priced, pool_value_source, deployer, lp, other_lp, unit, scale, model, pass_cooldown
+):
+    """A profit under the cap after the flow: the value is linear in the pool amount and
+    both flows go through at the documented formulas (the check is exact there)."""
+    vault = priced
+    base = pool_wad(vault)
+    profit = base * 8_000 // 10_000  # the cap (90 %) does not bind, before or after
+    pool_value_source.set_capped_profit(profit, 9_000, sender=deployer)
+    amount = 1_000 * unit + 1
+    supply = vault.totalSupply()
+    value = base - profit
+    q = model.deposit(amount, model.MINT_FEE_BPS, scale, supply, value)
+    assert vault.deposit(amount, 0, other_lp, sender=other_lp).return_value == q.shares
+    assert vault.pool_value(True) * supply >= value * vault.totalSupply()
+
+    pass_cooldown()
+    shares = vault.balanceOf(lp) // 5
+    supply, value = vault.totalSupply(), vault.pool_value(False)
+    rq = model.redeem(shares, model.BURN_FEE_BPS, scale, supply, value)
+    assert vault.redeem(shares, 0, lp, sender=lp).return_value == rq.amount
+    assert vault.pool_value(False) * supply <= value * vault.totalSupply() + supply * (rq.fee + 1) * scale
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    profit_bps=st.integers(0, 30_000),
+    cap_bps=st.integers(0, 10_000),
+    amount_bps=st.integers(1, 30_000),
+    fraction_bps=st.integers(1, 10_000),
+)
+def test_property__pnl_cap__flows_refused_exactly_when_they_move_the_price(
+    vault, pool_value_source, deployer, lp, other_lp, chain, unit, scale, model,
+    profit_bps, cap_bps, amount_bps, fraction_bps,
+):
+    """Any profit and cap: a deposit is refused exactly when the formula says the price
+    would fall, a redeem exactly when it would rise beyond its fee and rounding; every
+    flow that passes keeps the share-price invariant."""
+    with chain.isolate():
+        vault.deposit(100_000 * unit, 0, lp, sender=lp)
+        vault.set_pool_value_source(pool_value_source, sender=deployer)
+        base = pool_wad(vault)
+        profit = base * profit_bps // 10_000
+        pool_value_source.set_offsets(0, 0, sender=deployer)
+        pool_value_source.set_capped_profit(profit, cap_bps, sender=deployer)
+
+        amount = 100_000 * unit * amount_bps // 10_000 + 1
+        supply, value = vault.totalSupply(), capped_value(base, profit, cap_bps)
+        dq = model.deposit(amount, model.MINT_FEE_BPS, scale, supply, value) if value else None
+        if value == 0 or dq.shares == 0:
+            event("deposit refused before the check")
+        else:
+            after = capped_value(base + amount * scale, profit, cap_bps)
+            if after * supply < value * (supply + dq.shares):
+                event("deposit refused: pnl cap binds")
+                with ape.reverts("vault: deposit would dilute"):
+                    vault.deposit(amount, 0, other_lp, sender=other_lp)
+            else:
+                event("deposit passed")
+                assert vault.deposit(amount, 0, other_lp, sender=other_lp).return_value == dq.shares
+                assert vault.pool_value(True) * supply >= value * vault.totalSupply()
+
+        chain.mine(deltatime=vault.cooldown())
+        shares = max(1, vault.balanceOf(lp) * fraction_bps // 10_000)
+        pool = pool_wad(vault)
+        supply, value = vault.totalSupply(), capped_value(pool, profit, cap_bps)
+        rq = model.redeem(shares, model.BURN_FEE_BPS, scale, supply, value)
+        if rq.amount == 0 or rq.amount > vault.pool_amount():
+            event("redeem refused before the check")
+            return
+        after = capped_value(pool - rq.amount * scale, profit, cap_bps)
+        if after * supply > value * (supply - shares) + supply * (rq.fee + 1) * scale:
+            event("redeem refused: pnl cap binds")
+            with ape.reverts("vault: redeem beyond its share"):
+                vault.redeem(shares, 0, lp, sender=lp)
+        else:
+            event("redeem passed")
+            assert vault.redeem(shares, 0, lp, sender=lp).return_value == rq.amount
