@@ -1,0 +1,1370 @@
+"""The state machines: random programs of LP, trading, oracle, time, liquidation, ADL, config
+and pause steps over the real contracts, with every invariant checked after every step.
+
+Each step is one transaction (direct fills), mined at a pinned block time `rpc.now`, with
+one batched observation of the whole protocol before and after (`observe`). Every rule
+first predicts its outcome from the observation before it and the published formulas
+(docs/perp.md, docs/risk.md, docs/vault.md, docs/oracle.md, restated in invariant_kit.py):
+either the exact refusal reason, or the exact change (position, fees, payout, bucket
+deltas). A refusal must revert with that reason and leave the observation identical; a
+success must log exactly the predicted change. The invariants then compare the two
+observations.
+
+Quantities the contracts do not expose, and how they are obtained:
+- the side sums Σ size × index snapshot (Perp's `_sums`) are Σ over the open positions of
+  each one's rounded term (the sums telescope in `_write_position`), so the pool value is
+  recomputed in Python from the tracked positions, the indices and the oracle prices;
+- funding realised to date is Σ PositionUpdate.funding, plus for liquidations (whose event
+  has no funding field) the position's pending funding read just before, rounded as Perp
+  rounds it inside `left`;
+- donations (plain token transfers to the Vault) are counted by the machine.
+
+The LP share-price invariant (a deposit or redeem moves the price only by its fee and one
+unit of rounding, a donation not at all) is asserted at both values wherever the pool
+value's trader-pnl cap (`max_pnl_factor_bps`) does not bind. Where it binds, the cap is a
+fraction of the pool amount, so a deposit of X would raise the liability the pool value
+counts by that fraction of X; the Vault refuses such flows ("vault: deposit would
+dilute", "vault: redeem beyond its share": a finding of these machines, pinned by `test_regression__pnl_cap_binds__*`), and the
+invariant is asserted at the value the flow is priced at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+import invariant_kit as K
+from invariant_kit import (
+    BPS,
+    DEAD,
+    MAX_UINT,
+    WAD,
+    Expect,
+    Pos,
+    Reverted,
+    bps_of,
+    mul_div,
+    pnl_usd,
+    to_tokens,
+)
+
+DECIMALS = (6, 18)  # collateral decimals every machine runs with
+
+
+class Refused(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class World:
+    """One deployed protocol and its actors (addresses lower-case)."""
+
+    label: str
+    rpc: K.Rpc
+    token: K.Contract
+    vault: K.Contract
+    perp: K.Contract
+    conf: K.Contract
+    oracle: K.Contract
+    risk: K.Contract
+    chain: Any
+    scale: int
+    unit: int
+    markets: tuple[int, ...]
+    seed_prices: dict[int, int]
+    admin: str
+    keeper: str
+    lps: tuple[str, ...]
+    traders: tuple[str, ...]
+    liquidators: tuple[str, ...]
+    attacker: str
+    oracle_cfg: Any = None
+    decimals: int = 0
+    mint_fee_bps: int = 0
+    burn_fee_bps: int = 0
+    cooldown: int = 0
+
+    @property
+    def actors(self) -> tuple[str, ...]:
+        return (self.admin, self.keeper, *self.lps, *self.traders, *self.liquidators, self.attacker)
+
+    @property
+    def keys(self) -> list[tuple[int, int, bool]]:
+        return [(t, m, side) for t in range(len(self.traders)) for m in self.markets for side in (True, False)]
+
+
+@dataclass
+class Step:
+    kind: str
+    pre: dict
+    time_pre: dict | None = None  # the observation before this step's time advance
+    dt: int = 0
+    refused: str | None = None
+    events: list = field(default_factory=list)
+    deltas: dict = field(default_factory=dict)  # expected bucket deltas
+    lp_action: str | None = None  # deposit / redeem / donate / fund_insurance
+    amount: int = 0
+    fee: int = 0
+    prices_used: list = field(default_factory=list)  # (market, price) of every fill
+    liquidation: tuple | None = None  # (was liquidatable, liquidated)
+
+
+# ---------------------------------------------------------------- the machine
+
+
+class Base(RuleBasedStateMachine):
+    """Infrastructure shared by both machines: observation, prediction, bookkeeping, and
+    the invariants. Rules live in the mixins below."""
+
+    world: World
+
+    def __init__(self, world: World):
+        super().__init__()
+        self.w = world
+        self.rpc = world.rpc
+        # Ape isolates per test, not per example: each example restores this snapshot
+        self.snapshot_id = world.chain.snapshot()
+        head = int(self.rpc.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        self.rpc.mine_at(head + 1)
+        self.model: dict[tuple, Pos] = {}
+        self.donated = 0
+        self.funding_realised = 0
+        self.prices = dict(world.seed_prices)
+        self.step_id = 0
+        self._obs_id = -1
+        self._obs: dict = {}
+        self.step: Step | None = None
+        # a fresh price for every market, observed now
+        logs = self.rpc.send(world.keeper, world.oracle, "set_prices", list(world.markets),
+                             [self.prices[m] for m in world.markets], self.rpc.now)
+        assert logs
+        self.stats = K.Counter()
+
+    def teardown(self):
+        K.STATS[self.w.label].update(self.stats)
+        self.w.chain.restore(self.snapshot_id)
+
+    # ------------------------------------------------------------ observation
+
+    def observe(self) -> dict:
+        w = self.w
+        names: list = []
+        calls: list = []
+
+        def add(name, *call):
+            names.append(name)
+            calls.append(call)
+
+        add("bal_vault", w.token, "balanceOf", w.vault.address)
+        for a in w.actors:
+            add(("bal", a), w.token, "balanceOf", a)
+        for fn in ("pool_amount", "collateral_amount", "escrow_amount", "insurance_amount", "claimable_amount",
+                   "reserved_amount", "totalSupply", "paused"):
+            add(fn, w.vault, fn)
+        for a in (*w.lps, DEAD):
+            add(("shares", a), w.vault, "balanceOf", a)
+        for a in (*w.liquidators, w.attacker):
+            add(("claimable", a), w.vault, "claimable", a)
+        for a in w.lps:
+            add(("last_deposit", a), w.vault, "last_deposit_at", a)
+        add(("pv", True), w.vault, "pool_value", True)
+        add(("pv", False), w.vault, "pool_value", False)
+        add("perp_paused", w.perp, "paused")
+        add("bad_debt_total", w.perp, "bad_debt_total")
+        add("max_pnl_factor", w.perp, "max_pnl_factor_bps")
+        add("conf_paused", w.conf, "paused")
+        for m in w.markets:
+            add(("words", m), w.perp, "market_words", m)
+            add(("idx", m), w.perp, "current_indices", m)
+            add(("rates", m), w.perp, "current_rates", m)
+            add(("status", m), w.perp, "market_status", m)
+            add(("cfg", m), w.conf, "configs", m)
+            add(("risk", m), w.conf, "risk_configs", m)
+            add(("pd", m), w.oracle, "price_data", m)
+            for side in (True, False):
+                add(("oi", m, side), w.perp, "open_interest", m, side)
+                add(("price", m, side), w.oracle, "get_price", m, side)
+        for key in w.keys:
+            t, m, side = key
+            add(("pos", key), w.perp, "get_position", w.traders[t], m, side)
+            if key in self.model:
+                add(("liq", key), w.perp, "is_liquidatable", w.traders[t], m, side)
+        return dict(zip(names, self.rpc.batch(calls)))
+
+    def current(self) -> dict:
+        """The observation of the chain as it is now (one per step: the invariants share it)."""
+        if self._obs_id != self.step_id:
+            self._obs = self.observe()
+            self._obs_id = self.step_id
+        return self._obs
+
+    def begin(self, kind: str) -> dict:
+        K.STEPS[self.w.label] += 1
+        self.stats[f"rule:{kind}"] += 1
+        pre = self.current()
+        self.step_id += 1
+        self.step = Step(kind=kind, pre=pre)
+        return pre
+
+    def advance(self, dt: int) -> dict:
+        """Let dt seconds pass (one empty block at the new time); returns the new observation,
+        which becomes the step's `pre` (what a refusal must leave unchanged)."""
+        step = self.step
+        step.time_pre = step.pre
+        step.dt += dt
+        self.rpc.mine_at(self.rpc.now + dt)
+        step.pre = self.observe()
+        return step.pre
+
+    # ------------------------------------------------------------ helpers
+
+    def addr(self, key) -> str:
+        return self.w.traders[key[0]]
+
+    def pick_key(self, pick: int, existing: int = 4) -> tuple:
+        """Mostly (pick % 5 < existing) an open position, else any of the 12 keys (key i for
+        pick = 5 i + 4)."""
+        if self.model and pick % 5 < existing:
+            keys = sorted(self.model)
+            return keys[pick // 5 % len(keys)]
+        return self.w.keys[pick // 5 % len(self.w.keys)]
+
+    def usd(self, dollars: float) -> int:
+        return int(dollars * self.w.unit)
+
+    @staticmethod
+    def price_of(obs: dict, m: int, maximize: bool):
+        p = obs[("price", m, maximize)]
+        if isinstance(p, Reverted):
+            raise Refused(p.reason)
+        return p
+
+    def exit_price(self, obs: dict, m: int, maximize: bool) -> int:
+        # no reference feed is set: the exit price is the keeper price while fresh
+        p = obs[("price", m, maximize)]
+        if isinstance(p, Reverted):
+            raise Refused("oracle: no fresh price")
+        return p
+
+    def stale(self, obs: dict, m: int) -> bool:
+        return obs[("pd", m)].observed_at + self.w.oracle_cfg.max_price_age < self.rpc.now
+
+    def send(self, sender: str, contract: K.Contract, fn: str, *args, expect: str | None = None) -> list | None:
+        """Send; a refusal must be `expect`, a success must have been expected (None)."""
+        step = self.step
+        try:
+            logs = self.rpc.send(sender, contract, fn, *args)
+        except Reverted as r:
+            assert expect is not None, f"{fn}{args}: unexpected refusal {r.reason!r}"
+            assert r.reason == expect, f"{fn}{args}: refused with {r.reason!r}, expected {expect!r}"
+            step.refused = r.reason
+            self.stats[f"refused:{step.kind}:{r.reason}"] += 1
+            return None
+        assert expect is None, f"{fn}{args}: succeeded, expected the refusal {expect!r}"
+        w = self.w
+        step.events = K.events(logs, w.perp, w.vault, w.risk, w.oracle, w.conf, w.token)
+        self.stats[f"ok:{step.kind}"] += 1
+        return step.events
+
+    def evs(self, name: str) -> list[dict]:
+        return [e for e in self.step.events if e["_event"] == name]
+
+    # ------------------------------------------------------------ predictions
+
+    def check_position(self, obs, new: Pos, m: int, is_long: bool, price: int, idx) -> None:
+        cfg, risk = obs[("cfg", m)], obs[("risk", m)]
+        if new.size_tokens == 0:
+            raise Refused("perp: position too small")
+        collateral_wad = new.collateral * self.w.scale
+        if collateral_wad < cfg.min_collateral_usd:
+            raise Refused("perp: collateral below min")
+        if new.size_usd * BPS > cfg.max_leverage_bps * collateral_wad:
+            raise Refused("perp: leverage too high")
+        v = K.values(new, is_long, price, idx, cfg, risk, self.w.scale)
+        if v.remaining < v.maintenance:
+            raise Refused("perp: would be liquidatable")
+
+    def predict_increase(self, obs, key, collateral: int, size: int, acceptable: int) -> Expect:
+        _, m, is_long = key
+        scale = self.w.scale
+        cfg, risk = obs[("cfg", m)], obs[("risk", m)]
+        pos = self.model.get(key, Pos())
+        if collateral == 0 and size == 0:
+            raise Refused("perp: nothing to do")
+        if size != 0:
+            if obs["perp_paused"]:
+                raise Refused("perp: paused")
+            if obs[("status", m)] != 0:
+                raise Refused("perp: market closing")
+        if pos.size_usd == 0:
+            if size == 0:
+                raise Refused("perp: zero size")
+            if collateral == 0:
+                raise Refused("perp: zero collateral")
+        price = 0
+        if size != 0:
+            price = self.price_of(obs, m, is_long)
+            if (is_long and price > acceptable) or (not is_long and price < acceptable):
+                raise Refused("perp: price not acceptable")
+        idx = obs[("idx", m)]
+        s = K.pending(pos, is_long, idx, scale)
+        fee = to_tokens(bps_of(size, cfg.position_fee_bps, True), scale, True)
+        gross = pos.collateral + collateral + s.funding_received
+        owed = s.borrow_fee + fee + s.funding_paid
+        if gross < owed:
+            raise Refused("perp: fees exceed collateral")
+        new = Pos(
+            pos.size_usd + size,
+            pos.size_tokens + (mul_div(size, WAD, price, not is_long) if size else 0),
+            gross - owed,
+            idx.borrow,
+            idx.funding_long if is_long else idx.funding_short,
+        )
+        if size != 0:
+            oi_usd = obs[("oi", m, is_long)][0]
+            if oi_usd + size > cfg.max_open_interest_usd:
+                raise Refused("perp: max open interest")
+            total = oi_usd + obs[("oi", m, not is_long)][0]
+            change = K.reserve_tokens(total + size, cfg.reserve_factor_bps, scale) - K.reserve_tokens(
+                total, cfg.reserve_factor_bps, scale)
+            if obs["reserved_amount"] + change > obs["pool_amount"]:
+                raise Refused("perp: reserve exceeded")
+            self.check_position(obs, new, m, is_long, price, idx)
+        cut = bps_of(fee, risk.insurance_cut_bps, False)
+        to_pool = owed - s.funding_received
+        return Expect(
+            position=new, price=price, size_delta=size, collateral_in=collateral, position_fee=fee,
+            borrow_fee=s.borrow_fee, funding=s.funding_received - s.funding_paid,
+            pool_delta=to_pool - cut, collateral_delta=collateral - to_pool, insurance_delta=cut,
+        )
+
+    def cap_profit(self, obs, m: int, is_long: bool, pnl: int, price: int) -> int:
+        usd, tokens = obs[("oi", m, is_long)]
+        side_pnl = pnl_usd(usd, tokens, price, is_long)
+        cap = bps_of(obs["pool_amount"] * self.w.scale, obs[("risk", m)].max_pnl_factor_for_traders_bps, False)
+        profit = pnl
+        if side_pnl > cap:
+            profit = mul_div(profit, cap, side_pnl, False)
+            self.stats["profit capped"] += 1
+        return min(profit, cap // self.w.scale)
+
+    def predict_decrease(self, obs, key, collateral_delta: int, size: int, price: int, checked: bool = True,
+                         insurance: int | None = None) -> Expect:
+        """Perp._decrease (after the caller's checks)."""
+        _, m, is_long = key
+        scale = self.w.scale
+        cfg, risk = obs[("cfg", m)], obs[("risk", m)]
+        pos = self.model[key]
+        closing = size == pos.size_usd
+        idx = obs[("idx", m)]
+        s = K.pending(pos, is_long, idx, scale)
+        fee = to_tokens(bps_of(size, cfg.position_fee_bps, True), scale, True)
+        closed = pos.size_tokens if closing else mul_div(pos.size_tokens, size, pos.size_usd, not is_long)
+        pnl = K.signed_tokens(pnl_usd(size, closed, price, is_long), scale)
+        if pnl > 0:
+            pnl = self.cap_profit(obs, m, is_long, pnl, price)
+        settle = pnl + s.funding_received - s.borrow_fee - fee - s.funding_paid
+        amount_out = shortfall = 0
+        new = Pos()
+        if closing:
+            left = pos.collateral + settle
+            if left > 0:
+                amount_out = left
+            else:
+                shortfall = -left
+        else:
+            if collateral_delta > pos.collateral:
+                raise Refused("perp: insufficient collateral")
+            remaining = pos.collateral - collateral_delta
+            if settle >= 0:
+                amount_out = collateral_delta + settle
+            else:
+                remaining += settle
+                if remaining < 0:
+                    raise Refused("perp: insufficient collateral")
+                amount_out = collateral_delta
+            new = Pos(pos.size_usd - size, pos.size_tokens - closed, remaining, idx.borrow,
+                      idx.funding_long if is_long else idx.funding_short)
+        if checked and not closing:
+            self.check_position(obs, new, m, is_long, price, idx)
+        if new.size_usd != 0 and new.size_tokens == 0:
+            raise Refused("perp: position too small")
+        fund = obs["insurance_amount"] if insurance is None else insurance
+        if shortfall == 0:
+            insurance_delta = bps_of(fee, risk.insurance_cut_bps, False)
+            cover = 0
+        else:
+            cover = min(shortfall, fund)
+            insurance_delta = -cover
+        collateral_change = new.collateral - pos.collateral
+        return Expect(
+            position=new, price=price, size_delta=-size, amount_out=amount_out, position_fee=fee,
+            borrow_fee=s.borrow_fee, funding=s.funding_received - s.funding_paid, pnl=pnl, bad_debt=shortfall,
+            pool_delta=-amount_out - collateral_change - insurance_delta, collateral_delta=collateral_change,
+            insurance_delta=insurance_delta, bad_debt_lps=shortfall - cover,
+            extra={"tokens_closed": closed},
+        )
+
+    def predict_liquidation(self, obs, key, insurance: int) -> Expect:
+        _, m, is_long = key
+        scale = self.w.scale
+        pos = self.model.get(key)
+        if pos is None:
+            raise Refused("perp: no position")
+        price = self.price_of(obs, m, not is_long)
+        cfg, risk = obs[("cfg", m)], obs[("risk", m)]
+        v = K.values(pos, is_long, price, obs[("idx", m)], cfg, risk, scale)
+        if v.remaining >= v.maintenance:
+            raise Refused("perp: position healthy")
+        close_fee = to_tokens(v.close_fee, scale, True)
+        left = (pos.collateral + K.signed_tokens(v.pnl, scale) + K.signed_tokens(v.funding, scale)
+                - (to_tokens(v.borrowing_fee, scale, True) + close_fee))
+        fee = to_tokens(risk.liquidation_fee_usd + bps_of(pos.size_usd, risk.liquidation_fee_bps, False), scale, False)
+        equity, shortfall = max(left, 0), max(-left, 0)
+        from_position = min(equity, fee)
+        topup = fee - from_position
+        cut = 0
+        if shortfall == 0:
+            kept = min(close_fee + equity, pos.collateral)
+            if kept > from_position:
+                cut = bps_of(kept - from_position, risk.insurance_cut_bps, False)
+        from_insurance = cover = 0
+        if topup or shortfall:
+            fund = insurance + cut
+            from_insurance = min(topup, fund)
+            cover = min(shortfall, fund - from_insurance)
+        insurance_delta = cut - from_insurance - cover
+        return Expect(
+            price=price, position_fee=fee, bad_debt=shortfall, funding=K.signed_tokens(v.funding, scale),
+            pool_delta=pos.collateral - fee - insurance_delta, collateral_delta=-pos.collateral,
+            insurance_delta=insurance_delta, bad_debt_lps=shortfall - cover,
+            extra={"values": v, "from_insurance": from_insurance, "cut": cut, "fee": fee},
+        )
+
+    # ------------------------------------------------------------ bookkeeping
+
+    def expect_deltas(self, **deltas: int) -> None:
+        for k, v in deltas.items():
+            self.step.deltas[k] = self.step.deltas.get(k, 0) + v
+
+    def apply_update(self, key, exp: Expect, event: dict) -> None:
+        """A PositionUpdate: matches the prediction field by field; the model follows it."""
+        _, m, is_long = key
+        got = {k: event[k] for k in ("size_usd", "size_tokens", "collateral", "borrow_index", "funding_index", "price",
+                                      "size_delta", "collateral_in", "amount_out", "position_fee", "borrow_fee",
+                                      "funding", "pnl", "bad_debt")}
+        p = exp.position
+        want = {"size_usd": p.size_usd, "size_tokens": p.size_tokens, "collateral": p.collateral,
+                "borrow_index": p.borrow_index, "funding_index": p.funding_index, "price": exp.price,
+                "size_delta": exp.size_delta, "collateral_in": exp.collateral_in, "amount_out": exp.amount_out,
+                "position_fee": exp.position_fee, "borrow_fee": exp.borrow_fee, "funding": exp.funding,
+                "pnl": exp.pnl, "bad_debt": exp.bad_debt}
+        assert got == want, f"PositionUpdate differs from the formulas: {_diff(got, want)}"
+        assert (event["account"], event["market"], event["is_long"]) == (self.addr(key), m, is_long)
+        if p.size_usd == 0:
+            self.model.pop(key, None)
+        else:
+            self.model[key] = p
+        self.funding_realised += event["funding"]
+        if exp.price:
+            self.step.prices_used.append((m, is_long, exp.price, event["size_delta"]))
+        self.expect_deltas(pool_amount=exp.pool_delta, collateral_amount=exp.collateral_delta,
+                           insurance_amount=exp.insurance_delta, bad_debt_total=exp.bad_debt_lps)
+
+    # ------------------------------------------------------------ Python pool value
+
+    def pool_value(self, obs: dict, maximize: bool):
+        """Perp.pool_value from the pool amount, the tracked positions (the side sums),
+        the indices and the oracle prices: (value, capped) or a Reverted."""
+        scale = self.w.scale
+        pool = obs["pool_amount"] * scale
+        assets, trader_pnl = pool, 0
+        for m in self.w.markets:
+            idx = obs[("idx", m)]
+            if obs[("oi", m, True)][0] == 0 and obs[("oi", m, False)][0] == 0:
+                continue
+            for is_long in (True, False):
+                usd, tokens = obs[("oi", m, is_long)]
+                if usd == 0:
+                    continue
+                mine = [p for (t, mm, s), p in self.model.items() if mm == m and s == is_long]
+                borrow_sum = sum(mul_div(p.size_usd, p.borrow_index, WAD) for p in mine)
+                funding_sum = sum(K.trunc_mul_wad(p.size_usd, p.funding_index) for p in mine)
+                assets += mul_div(usd, idx.borrow, WAD) - borrow_sum
+                index = idx.funding_long if is_long else idx.funding_short
+                trader_pnl += K.trunc_mul_wad(usd, index) - funding_sum
+                p = obs[("price", m, is_long != maximize)]
+                if isinstance(p, Reverted):
+                    return p
+                trader_pnl += pnl_usd(usd, tokens, p, is_long)
+        cap = bps_of(pool, obs["max_pnl_factor"], False)
+        capped = trader_pnl > cap
+        value = assets - min(trader_pnl, cap)
+        return max(value, 0), capped
+
+    # ------------------------------------------------------------ invariants
+
+    def run_invariants(self) -> None:
+        """Every invariant, as hypothesis runs them after a step (for fixed programs)."""
+        for name in dir(Base):
+            if name.startswith("inv_"):
+                getattr(self, name)()
+
+    @invariant()
+    def inv_solvency(self):
+        """The Vault holds every token it owes: balance == pool + collateral + escrow +
+        insurance + claimable + donations (so >=)."""
+        o = self.current()
+        owed = (o["pool_amount"] + o["collateral_amount"] + o["escrow_amount"] + o["insurance_amount"]
+                + o["claimable_amount"])
+        assert o["bal_vault"] >= owed
+        assert o["bal_vault"] == owed + self.donated, (o["bal_vault"], owed, self.donated)
+
+    @invariant()
+    def inv_aggregates_equal_positions(self):
+        """Open interest (USD and tokens, per market side), the collateral bucket, the reserve
+        and the claimable total equal their sums over positions and accounts."""
+        o, w = self.current(), self.w
+        for m in w.markets:
+            for side in (True, False):
+                mine = [p for (t, mm, s), p in self.model.items() if mm == m and s == side]
+                assert o[("oi", m, side)] == (sum(p.size_usd for p in mine), sum(p.size_tokens for p in mine))
+        assert o["collateral_amount"] == sum(p.collateral for p in self.model.values())
+        reserved = sum(
+            K.reserve_tokens(o[("oi", m, True)][0] + o[("oi", m, False)][0], o[("cfg", m)].reserve_factor_bps, w.scale)
+            for m in w.markets)
+        assert o["reserved_amount"] == reserved
+        assert o["escrow_amount"] == 0
+        assert o["claimable_amount"] == sum(o[("claimable", a)] for a in (*w.liquidators, w.attacker))
+
+    @invariant()
+    def inv_positions_as_logged(self):
+        """Every stored position is what its last event said (none changes silently)."""
+        o = self.current()
+        for key in self.w.keys:
+            assert Pos.of(o[("pos", key)]) == self.model.get(key, Pos()), key
+
+    @invariant()
+    def inv_money_moves_only_as_modelled(self):
+        """Pool, collateral, insurance, claimable, bad debt and share supply move exactly by the
+        step's modelled flows: fees, realised PnL, funding, bad debt, deposits, redeems."""
+        if self.step is None:
+            return
+        o, pre = self.current(), self.step.pre
+        for k in ("pool_amount", "collateral_amount", "insurance_amount", "claimable_amount", "bad_debt_total",
+                  "totalSupply"):
+            assert o[k] == pre[k] + self.step.deltas.get(k, 0), (self.step.kind, k, o[k] - pre[k], self.step.deltas.get(k, 0))
+
+    @invariant()
+    def inv_refusal_changes_nothing(self):
+        if self.step is not None and self.step.refused is not None:
+            o, pre = self.current(), self.step.pre
+            assert o == pre, f"{self.step.kind} refused ({self.step.refused}) but changed {_diff(o, pre)}"
+
+    @invariant()
+    def inv_pool_value_formula(self):
+        """Vault.pool_value (Perp's) equals the documented formula recomputed from the positions."""
+        o = self.current()
+        for maximize in (True, False):
+            mine = self.pool_value(o, maximize)
+            got = o[("pv", maximize)]
+            if isinstance(mine, Reverted):
+                assert got == Reverted("oracle: stale price"), got
+            else:
+                assert got == mine[0], (maximize, got, mine)
+
+    @invariant()
+    def inv_indices(self):
+        """Indices accrue by the documented rates only with time: the borrow index and a
+        receiving side's funding index never decrease, a paying side's never increases,
+        within a second nothing moves, and funding received per step <= funding paid (the
+        difference, the receivers' rounding and the 10x cap, stays in the pool)."""
+        step = self.step
+        if step is None:
+            return
+        o = self.current()
+        for m in self.w.markets:
+            a, b = step.pre[("idx", m)], o[("idx", m)]
+            assert a == b, f"indices moved within a second: {a} -> {b}"
+            clock = o[("words", m)][0]
+            assert clock & (2**32 - 1) <= self.rpc.now
+            assert (clock >> 32) & (2**80 - 1) <= b.borrow  # stored <= accrued to now
+            if step.time_pre is None:
+                continue
+            t0 = step.time_pre
+            i0, i1 = t0[("idx", m)], step.pre[("idx", m)]
+            assert i1.borrow - i0.borrow == t0[("rates", m)][0] * step.dt
+            assert i1.borrow >= i0.borrow
+            long_usd, short_usd = t0[("oi", m, True)][0], t0[("oi", m, False)][0]
+            d_long, d_short = i1.funding_long - i0.funding_long, i1.funding_short - i0.funding_short
+            if long_usd == 0 or short_usd == 0 or long_usd == short_usd:
+                assert d_long == d_short == 0
+                continue
+            payer_long = long_usd > short_usd
+            d_pay, d_recv = (d_long, d_short) if payer_long else (d_short, d_long)
+            payer_oi, recv_oi = (long_usd, short_usd) if payer_long else (short_usd, long_usd)
+            assert d_pay <= 0 <= d_recv
+            rate = t0[("rates", m)][1 if payer_long else 2]
+            assert d_pay == rate * step.dt
+            # the receivers' increment is floor(paid x payer / receiver), capped at 10x, from the
+            # market's last update: check it at both ends
+            last = t0[("words", m)][0] & (2**32 - 1)
+            t_start = self.rpc.now - step.dt
+            paid0, paid1 = -rate * (t_start - last), -rate * (self.rpc.now - last)
+            assert d_recv == K.received_per_usd(paid1, payer_oi, recv_oi) - K.received_per_usd(paid0, payer_oi, recv_oi)
+
+    @invariant()
+    def inv_funding_conserved(self):
+        """Funding paid = funding received + dust the pool keeps. Per market, over the interval
+        since its last update (WAD USD): receivers' OI x their index rise <= payers' OI x
+        their index fall. Over every position ever (token units): realised (events) +
+        pending (open positions) <= 0."""
+        o = self.current()
+        for m in self.w.markets:
+            word = o[("words", m)][1]
+            stored_long, stored_short = (word & (2**128 - 1)) - 2**127, (word >> 128) - 2**127
+            idx = o[("idx", m)]
+            d_long, d_short = idx.funding_long - stored_long, idx.funding_short - stored_short
+            long_usd, short_usd = o[("oi", m, True)][0], o[("oi", m, False)][0]
+            paid = long_usd * max(-d_long, 0) + short_usd * max(-d_short, 0)
+            received = long_usd * max(d_long, 0) + short_usd * max(d_short, 0)
+            assert received <= paid, (m, received, paid)
+        pend = 0
+        for (t, m, side), p in self.model.items():
+            s = K.pending(p, side, o[("idx", m)], self.w.scale)
+            pend += s.funding_received - s.funding_paid
+        assert self.funding_realised + pend <= 0, (self.funding_realised, pend)
+
+    @invariant()
+    def inv_no_stale_price_used(self):
+        """Every fill, liquidation and ADL used the market's fresh keeper price (min or max as
+        documented); a deposit or redeem priced with open interest needs every such market fresh."""
+        step = self.step
+        if step is None or step.refused is not None:
+            return
+        pre = step.pre
+        for m, is_long, price, size_delta in step.prices_used:
+            assert not self.stale(pre, m), f"a stale price was used in {step.kind}"
+            opening = size_delta > 0
+            maximize = is_long if opening else not is_long
+            assert price == pre[("price", m, maximize)], (step.kind, price)
+        if step.lp_action in ("deposit", "redeem"):
+            for m in self.w.markets:
+                if pre[("oi", m, True)][0] or pre[("oi", m, False)][0]:
+                    assert not self.stale(pre, m)
+
+    @invariant()
+    def inv_no_zero_share_mint(self):
+        for e in self.step.events if self.step else ():
+            if e["_event"] == "Deposit":
+                assert e["shares"] > 0
+            if e["_event"] == "Transfer" and e["_contract"] == "vault" and e["sender"] == "0x" + "0" * 40:
+                assert e["value"] > 0
+
+    @invariant()
+    def inv_share_price_lp_actions(self):
+        """A deposit, redeem, donation or insurance top-up moves the LP share price only by
+        the documented rounding and fees: a donation or top-up not at all; a deposit or
+        redeem never lowers it and raises it by at most its own fee plus one share-wei or
+        token unit of rounding. (Checked where the pool value's profit cap does not bind:
+        there the cap itself moves with the pool amount, see the module docstring.)"""
+        step = self.step
+        if step is None or step.refused is not None or step.lp_action is None:
+            return
+        o, pre = self.current(), step.pre
+        S, S2 = pre["totalSupply"], o["totalSupply"]
+        for maximize in (True, False):
+            V, V2 = pre[("pv", maximize)], o[("pv", maximize)]
+            if step.lp_action in ("donate", "fund_insurance", "claim"):
+                assert (V, S) == (V2, S2), f"{step.lp_action} moved the share price"
+                continue
+            before, after = self.pool_value(pre, maximize), self.pool_value(o, maximize)
+            assert not isinstance(before, Reverted) and not isinstance(after, Reverted)
+            capped = before[1] or after[1]
+            scale = self.w.scale
+            rise = V2 * S - V * S2  # (new price - old price) x S x S2
+            priced_at = maximize if step.lp_action == "deposit" else not maximize
+            if capped:
+                # the pnl cap moves with the pool amount: the Vault's own check holds at the
+                # value the flow was priced at; the other value is not linear here
+                self.stats[f"{step.lp_action} under the pnl cap"] += 1
+                if priced_at:
+                    if step.lp_action == "deposit":
+                        assert rise >= 0, "a deposit under the pnl cap lowered the share price"
+                    else:
+                        assert rise <= S * (step.fee + 1) * scale, "a redeem under the pnl cap raised the price beyond its fee"
+                continue
+            if step.lp_action == "deposit":
+                assert V2 == V + step.amount * scale
+                assert rise >= 0, "a deposit lowered the share price"
+                if maximize:  # the value deposits are priced at
+                    assert rise < step.fee * scale * S + V, "a deposit raised the share price beyond its fee"
+            else:
+                assert V2 == V - step.amount * scale
+                assert rise >= 0, "a redeem lowered the share price"
+                if not maximize:  # the value redemptions are priced at
+                    assert rise <= S * (step.fee + 1) * scale + S, "a redeem raised the share price beyond its fee"
+
+    @invariant()
+    def inv_health_function(self):
+        """is_liquidatable agrees with the documented health function for every position."""
+        o = self.current()
+        for key, pos in self.model.items():
+            _, m, is_long = key
+            got = o[("liq", key)]
+            p = o[("price", m, not is_long)]
+            if isinstance(p, Reverted):
+                assert got == p
+                continue
+            v = K.values(pos, is_long, p, o[("idx", m)], o[("cfg", m)], o[("risk", m)], self.w.scale)
+            assert got == (v.remaining < v.maintenance), (key, got, v)
+
+    @invariant()
+    def inv_pause_consistent(self):
+        o = self.current()
+        assert o["perp_paused"] == o["conf_paused"] == o["paused"]
+
+
+def _diff(a: dict, b: dict) -> dict:
+    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}
+
+
+# ---------------------------------------------------------------- strategies
+
+PICK = st.integers(0, 2**16)
+TRADER = st.integers(0, 2)
+SIDE = st.booleans()
+COLLATERAL = st.sampled_from([0, 5, 10, 100, 1_000, 1_000, 5_000, 20_000])  # dollars
+LEVERAGE = st.sampled_from([0, 1, 2, 5, 10, 10, 20, 40, 49, 50, 51, 200, -1])  # -1: a dust size (< 1e6 wei)
+DUST = st.integers(0, 10**18)  # wei of size and token units of collateral, for rounding
+ACCEPT = st.sampled_from(["any", "any", "any", "exact", "worse"])
+FRACTION = st.sampled_from([0, 0.1, 0.5, 0.999, "all but 1 wei", 1, 1, 1.5])
+WITHDRAW = st.sampled_from([0, 0, 0, 1, 0.1, 0.5, 1.0, 1.01])  # of the collateral (1: one token unit)
+MOVE = st.integers(-1_200, 1_200)  # bps
+DT = st.sampled_from([1, 10, 120, 299, 300, 301, 600, 901, 3_600, 3_601, 86_400])
+
+
+class TradingRules:
+    """Open, increase, add and remove collateral, decrease, close; oracle pushes (within and
+    beyond the bounds, zero, stale, by strangers); time passing."""
+
+    def _market(self, i: int) -> int:
+        return self.w.markets[i % len(self.w.markets)]
+
+    @rule(pick=PICK, coll=COLLATERAL, lev=LEVERAGE, dust=DUST, accept=ACCEPT)
+    def increase(self, pick, coll, lev, dust, accept):
+        """Open (or grow, or add collateral to: lev 0) a position: a new key 3 times in 5."""
+        pre = self.begin("increase")
+        key = self.pick_key(pick, existing=2)
+        _, m, is_long = key
+        collateral = self.usd(coll) + (dust % self.w.unit if coll else 0)
+        size = dust % 10**6 + 1 if lev == -1 else (max(coll, 100) * lev * WAD + dust) if lev else 0
+        acceptable = MAX_UINT if is_long else 0
+        p = pre[("price", m, is_long)]
+        if accept != "any" and not isinstance(p, Reverted):
+            acceptable = p if accept == "exact" else (p - 1 if is_long else p + 1)
+        self._increase(pre, key, collateral, size, acceptable)
+
+    def _increase(self, pre, key, collateral, size, acceptable):
+        try:
+            exp, reason = self.predict_increase(pre, key, collateral, size, acceptable), None
+        except Refused as r:
+            exp, reason = None, r.reason
+        _, m, is_long = key
+        evs = self.send(self.addr(key), self.w.perp, "increase_position", m, is_long, collateral, size, acceptable,
+                        expect=reason)
+        if evs is not None:
+            (e,) = self.evs("PositionUpdate")
+            self.apply_update(key, exp, e)
+
+    @rule(pick=PICK, frac=FRACTION, withdraw=WITHDRAW, accept=ACCEPT)
+    def decrease(self, pick, frac, withdraw, accept):
+        """Decrease, close (frac 1), withdraw collateral (frac 0) of mostly open positions."""
+        pre = self.begin("decrease")
+        key = self.pick_key(pick)
+        _, m, is_long = key
+        pos = self.model.get(key)
+        if pos is None:
+            size = 1_000 * WAD if frac else 0
+            collateral = self.usd(10) if withdraw else 0
+        else:
+            size = {0: 0, 1: pos.size_usd, 1.5: pos.size_usd + 1, "all but 1 wei": pos.size_usd - 1}.get(frac)
+            if size is None:
+                size = pos.size_usd * int(frac * 1000) // 1000
+            collateral = 1 if withdraw == 1 else int(pos.collateral * withdraw)
+        maximize = not is_long
+        acceptable = 0 if is_long else MAX_UINT
+        p = pre[("price", m, maximize)]
+        if accept != "any" and not isinstance(p, Reverted):
+            acceptable = p if accept == "exact" else (p + 1 if is_long else p - 1)
+        reason, exp = None, None
+        try:
+            if collateral == 0 and size == 0:
+                raise Refused("perp: nothing to do")
+            if pos is None:
+                raise Refused("perp: no position")
+            if size > pos.size_usd:
+                raise Refused("perp: size exceeds position")
+            fresh = collateral != 0 and size != pos.size_usd
+            price = self.price_of(pre, m, maximize) if fresh else self.exit_price(pre, m, maximize)
+            if size != 0 and ((is_long and price < acceptable) or (not is_long and price > acceptable)):
+                raise Refused("perp: price not acceptable")
+            exp = self.predict_decrease(pre, key, collateral, size, price)
+        except Refused as r:
+            reason = r.reason
+        evs = self.send(self.addr(key), self.w.perp, "decrease_position", m, is_long, collateral, size, acceptable,
+                        self.addr(key), expect=reason)
+        if evs is not None:
+            (e,) = self.evs("PositionUpdate")
+            self.apply_update(key, exp, e)
+
+    @precondition(lambda self: len(self.model) < 8)
+    @rule(pick=PICK, coll=st.sampled_from([100, 1_000, 5_000, 10_000]), lev=st.sampled_from([2, 5, 10, 20, 45]),
+          dust=DUST)
+    def open_position(self, pick, coll, lev, dust):
+        """`increase` of a key with no position, at a leverage that usually passes."""
+        free = [i for i, k in enumerate(self.w.keys) if k not in self.model]
+        self.increase(free[pick % len(free)] * 5 + 4, coll, lev, dust, "any")
+
+    @precondition(lambda self: self.model)
+    @rule(pick=PICK, frac=FRACTION, withdraw=WITHDRAW, accept=ACCEPT)
+    def reduce_open_position(self, pick, frac, withdraw, accept):
+        """`decrease` of an open position (so programs that open few still close some)."""
+        self.decrease(pick - pick % 5, frac, withdraw, accept)  # pick % 5 == 0: an open one
+
+    # ------------------------------------------------------------ oracle and time
+
+    def predict_push(self, obs, sender: str, markets: list, prices: list, observed: int) -> None:
+        cfg = self.w.oracle_cfg
+        now = self.rpc.now
+        if sender != self.w.keeper:
+            raise Refused("oracle: not updater")
+        if observed > now + cfg.max_future_skew:
+            raise Refused("oracle: future timestamp")
+        if observed + cfg.max_price_age < now:
+            raise Refused("oracle: stale timestamp")
+        for m, price in zip(markets, prices):
+            pd = obs[("pd", m)]
+            if price == 0:
+                raise Refused("oracle: zero price")
+            if price > 2**96 - 1:
+                raise Refused("oracle: price too large")
+            if observed <= pd.observed_at:
+                raise Refused("oracle: timestamp not newer")
+            old = pd.price
+            if old != 0 and pd.observed_at + cfg.max_price_age < now:
+                continue  # after an outage: unbounded (no reference feed), spread on
+            if abs(price - old) * BPS > cfg.max_jump_bps * old:
+                raise Refused("oracle: price jump")
+            ref, start = pd.window_ref_price, pd.window_start
+            if observed >= start + cfg.window:
+                ref = old
+            if abs(price - ref) * BPS > cfg.max_window_move_bps * ref:
+                raise Refused("oracle: window move")
+
+    def _push(self, sender: str, markets: list, prices: list, observed: int) -> None:
+        pre = self.step.pre
+        try:
+            self.predict_push(pre, sender, markets, prices, observed)
+            reason = None
+        except Refused as r:
+            reason = r.reason
+        if self.send(sender, self.w.oracle, "set_prices", markets, prices, observed, expect=reason) is not None:
+            for m, p in zip(markets, prices):
+                self.prices[m] = p
+            assert [e["price"] for e in self.evs("PriceUpdate")] == prices
+
+    @rule(mi=st.integers(0, 1), move=MOVE, when=st.sampled_from(["now"] * 6 + ["stale", "future", "same", "zero", "stranger"]))
+    def push_price(self, mi, move, when):
+        """One second passes, then a push: within the bounds or beyond them, zero, with a
+        stale or future observation time, an observation no newer, or by a stranger."""
+        self.begin("push")
+        self.advance(1)
+        m = self._market(mi)
+        now = self.rpc.now
+        price = mul_div(self.prices[m], BPS + move, BPS)
+        observed = {"stale": now - self.w.oracle_cfg.max_price_age - 1, "future": now + self.w.oracle_cfg.max_future_skew + 1,
+                    "same": self.step.pre[("pd", m)].observed_at}.get(when, now)
+        sender = self.w.attacker if when == "stranger" else self.w.keeper
+        self._push(sender, [m], [0 if when == "zero" else price], observed)
+
+    @rule(dt=DT, fresh=st.sampled_from([True, True, True, False]), drift=st.integers(-150, 150))
+    def time_passes(self, dt, fresh, drift):
+        """dt seconds pass; usually the keeper then pushes both markets (the price drifted by
+        `drift` bps), otherwise the prices go stale past max_price_age."""
+        self.begin("time")
+        self.advance(dt)
+        if fresh:
+            prices = [mul_div(self.prices[m], BPS + drift, BPS) for m in self.w.markets]
+            self._push(self.w.keeper, list(self.w.markets), prices, self.rpc.now)
+
+
+class LpRules:
+    """Deposit, redeem, donate, fund the insurance fund."""
+
+    @rule(who=st.integers(0, 1), amount=st.sampled_from([0, -1, -2, 1, 1_000, 100_000, 500_000]), dust=DUST)
+    def deposit(self, who, amount, dust):
+        pre = self.begin("deposit")
+        w = self.w
+        lp = w.lps[who]
+        units = {-1: 1, -2: 2}.get(amount, self.usd(amount) + (dust % w.unit if amount > 0 else 0))
+        reason, shares, fee = None, 0, 0
+        try:
+            if units == 0:
+                raise Refused("vault: zero amount")
+            if pre["paused"]:
+                raise Refused("vault: paused")
+            fee = bps_of(units, w.mint_fee_bps, True)
+            net = (units - fee) * w.scale
+            value = pre[("pv", True)]
+            if isinstance(value, Reverted):
+                raise Refused(value.reason)
+            if value == 0:
+                raise Refused("vault: pool value zero")
+            shares = mul_div(net, pre["totalSupply"], value)
+            if shares == 0:
+                raise Refused("vault: zero shares")
+            after = self.pool_value({**pre, "pool_amount": pre["pool_amount"] + units}, True)[0]
+            if after * pre["totalSupply"] < value * (pre["totalSupply"] + shares):
+                raise Refused("vault: deposit would dilute")
+        except Refused as r:
+            reason = r.reason
+        self.step.lp_action = "deposit"
+        self.step.amount, self.step.fee = units, fee
+        if self.send(lp, w.vault, "deposit", units, 0, lp, expect=reason) is not None:
+            (e,) = self.evs("Deposit")
+            assert (e["amount"], e["fee"], e["shares"]) == (units, fee, shares)
+            self.expect_deltas(pool_amount=units, totalSupply=shares)
+
+    @rule(who=st.integers(0, 1), frac=st.sampled_from([0, -1, 0.1, 0.5, 1, 1.01]))
+    def redeem(self, who, frac):
+        pre = self.begin("redeem")
+        w = self.w
+        lp = w.lps[who]
+        balance = pre[("shares", lp)]
+        shares = 1 if frac == -1 else (balance + 1 if frac == 1.01 else int(balance * frac))
+        reason, amount, fee = None, 0, 0
+        try:
+            if shares == 0:
+                raise Refused("vault: zero shares")
+            if self.rpc.now < pre[("last_deposit", lp)] + w.cooldown:
+                raise Refused("vault: cooldown")
+            if shares > balance:
+                raise Refused("vault: insufficient shares")
+            value = pre[("pv", False)]
+            if isinstance(value, Reverted):
+                raise Refused(value.reason)
+            gross = mul_div(shares, value, pre["totalSupply"]) // w.scale
+            fee = bps_of(gross, w.burn_fee_bps, True)
+            amount = gross - fee
+            if amount == 0:
+                raise Refused("vault: zero amount")
+            if amount > pre["pool_amount"] or pre["pool_amount"] - amount < pre["reserved_amount"]:
+                raise Refused("vault: reserved")
+            supply = pre["totalSupply"]
+            after = self.pool_value({**pre, "pool_amount": pre["pool_amount"] - amount}, False)[0]
+            if after * supply > value * (supply - shares) + supply * (fee + 1) * w.scale:
+                raise Refused("vault: redeem beyond its share")
+        except Refused as r:
+            reason = r.reason
+        self.step.lp_action = "redeem"
+        self.step.amount, self.step.fee = amount, fee
+        if self.send(lp, w.vault, "redeem", shares, 0, lp, expect=reason) is not None:
+            (e,) = self.evs("Redeem")
+            assert (e["shares"], e["amount"], e["fee"]) == (shares, amount, fee)
+            self.expect_deltas(pool_amount=-amount, totalSupply=-shares)
+
+    @rule(amount=st.sampled_from([1, 1_000, 250_000]), insurance=st.booleans())
+    def donate(self, amount, insurance):
+        """A plain token transfer to the Vault (counted by nobody), or `fund_insurance`."""
+        self.begin("donate")
+        w = self.w
+        units = amount * w.unit if amount > 1 else 1
+        if insurance:
+            self.step.lp_action = "fund_insurance"
+            if self.send(w.attacker, w.vault, "fund_insurance", units) is not None:
+                self.expect_deltas(insurance_amount=units)
+        else:
+            self.step.lp_action = "donate"
+            if self.send(w.attacker, w.token, "transfer", w.vault.address, units) is not None:
+                self.donated += units
+
+
+class RiskRules:
+    """Liquidation (single and batch) of any position, ADL of any position, bounded config
+    changes (valid and refused), the pnl cap, pause, claims."""
+
+    def _key(self, i: int) -> tuple:
+        return self.w.keys[i % len(self.w.keys)]
+
+    @rule(pick=PICK, receiver=st.sampled_from([0, 0, 0, 1, 2]))
+    def liquidate(self, pick, receiver):
+        """Success iff the health function said liquidatable just before."""
+        pre = self.begin("liquidate")
+        w = self.w
+        key = self.pick_key(pick)
+        _, m, is_long = key
+        to = ("0x" + "0" * 40) if receiver == 2 else w.liquidators[receiver]
+        before = pre.get(("liq", key), False)
+        reason, exp = None, None
+        try:
+            if receiver == 2:
+                raise Refused("perp: zero receiver")
+            exp = self.predict_liquidation(pre, key, pre["insurance_amount"])
+        except Refused as r:
+            reason = r.reason
+        evs = self.send(w.attacker, w.perp, "liquidate", self.addr(key), m, is_long, to, expect=reason)
+        self.step.liquidation = (before, evs is not None)
+        if receiver != 2 and key in self.model:
+            assert (evs is not None) == (before is True), f"liquidatable={before} but liquidated={evs is not None}"
+        if evs is not None:
+            self._apply_liquidation(key, exp, to)
+
+    def _apply_liquidation(self, key, exp: Expect, to: str) -> None:
+        _, m, is_long = key
+        (e,) = [x for x in self.evs("Liquidation") if (x["account"], x["market"], x["is_long"]) == (self.addr(key), m, is_long)]
+        v = exp.extra["values"]
+        assert (e["price"], e["fee"], e["fee_from_insurance"], e["insurance_cut"], e["remaining"], e["maintenance"]) == (
+            exp.price, exp.extra["fee"], exp.extra["from_insurance"], exp.extra["cut"], v.remaining, v.maintenance)
+        assert e["fee_receiver"] == to and e["size_usd"] == self.model[key].size_usd
+        self.model.pop(key)
+        self.stats["liquidations"] += 1
+        if exp.bad_debt:
+            self.stats["liquidations with bad debt"] += 1
+        self.funding_realised += exp.funding
+        self.step.prices_used.append((m, is_long, exp.price, -1))
+        self.expect_deltas(pool_amount=exp.pool_delta, collateral_amount=exp.collateral_delta,
+                           insurance_amount=exp.insurance_delta, bad_debt_total=exp.bad_debt_lps,
+                           claimable_amount=exp.extra["fee"])
+
+    @rule(mask=st.integers(1, 2**12 - 1))
+    def liquidate_batch(self, mask):
+        """A batch over any positions: exactly the liquidatable ones go, in order."""
+        pre = self.begin("liquidate_batch")
+        w = self.w
+        chosen = [k for j, k in enumerate(w.keys) if mask >> j & 1]
+        insurance = pre["insurance_amount"]
+        expected, reason = [], None
+        try:
+            for key in chosen:
+                if key not in self.model:
+                    continue
+                try:
+                    exp = self.predict_liquidation(pre, key, insurance)
+                except Refused as r:
+                    if r.reason == "perp: position healthy":
+                        continue
+                    raise
+                insurance += exp.insurance_delta
+                expected.append((key, exp))
+        except Refused as r:
+            reason = r.reason
+        refs = [(w.traders[t], m, side) for t, m, side in chosen]
+        evs = self.send(w.attacker, w.perp, "liquidate_batch", refs, w.liquidators[0], expect=reason)
+        if evs is not None:
+            assert len(self.evs("Liquidation")) == len(expected)
+            for key, exp in expected:
+                self._apply_liquidation(key, exp, w.liquidators[0])
+
+    @rule(pick=PICK, size=st.sampled_from(["zero", "one wei", "30%", "all", "twice", "limit", "limit"]),
+          stranger=st.sampled_from([False] * 7 + [True]))
+    def auto_deleverage(self, pick, size, stranger):
+        """ADL of any position: refused unless the side is triggered and the position in
+        profit; never closes more than asked or than the clamp, never takes the factor
+        below the target. `stranger`: calling Perp.adl_decrease directly is refused."""
+        pre = self.begin("adl")
+        w = self.w
+        key = self.pick_key(pick)
+        _, m, is_long = key
+        pos = self.model.get(key)
+        if stranger:
+            self.send(w.attacker, w.perp, "adl_decrease", self.addr(key), m, is_long, 1, expect="perp: not deleverager")
+            return
+        limit = self.rpc.call(w.risk, "adl_size_limit", self.addr(key), m, is_long) if pos and not self.stale(pre, m) else 0
+        if size == "limit":
+            size_delta = max(limit, 1)
+        elif size in ("zero", "one wei"):
+            size_delta = 0 if size == "zero" else 1
+        else:
+            size_delta = (pos.size_usd if pos else 1_000 * WAD) * {"30%": 3, "all": 10, "twice": 20}[size] // 10
+        reason, exp = None, None
+        triggered = False
+        try:
+            if size_delta == 0:
+                raise Refused("risk: zero size")
+            if pos is None:
+                raise Refused("risk: no position")
+            price = self.price_of(pre, m, not is_long)
+            usd, tokens = pre[("oi", m, is_long)]
+            side_pnl = pnl_usd(usd, tokens, price, is_long)
+            pool_usd = pre["pool_amount"] * w.scale
+            r = pre[("risk", m)]
+            triggered = side_pnl > 0 and side_pnl * BPS > r.max_pnl_factor_for_adl_bps * pool_usd
+            if not triggered:
+                raise Refused("risk: adl not triggered")
+            self.stats["adl triggered"] += 1
+            v = K.values(pos, is_long, price, pre[("idx", m)], pre[("cfg", m)], r, w.scale)
+            if v.pnl <= 0:
+                raise Refused("risk: position not profitable")
+            assert limit <= pos.size_usd
+            closed = min(size_delta, pos.size_usd, limit)
+            if closed == 0:
+                raise Refused("risk: adl target reached")
+            exp = self.predict_decrease(pre, key, 0, closed, price, checked=False)
+            # the RiskEngine's re-check, on the state the close leaves
+            after_usd, after_tokens = usd - closed, tokens - exp.extra["tokens_closed"]
+            after_pnl = pnl_usd(after_usd, after_tokens, price, is_long)
+            after_pool = (pre["pool_amount"] + exp.pool_delta) * w.scale
+            # the clamp must make the RiskEngine's own re-check ("risk: adl overshoot", "never
+            # expected") unnecessary: an overshooting clamp would block ADL where it is due
+            assert max(after_pnl, 0) * BPS >= r.min_pnl_factor_after_adl_bps * after_pool, (
+                f"the ADL clamp ({closed}) would take the factor below the target")
+        except Refused as r:
+            reason = r.reason
+        evs = self.send(w.attacker, w.risk, "auto_deleverage", self.addr(key), m, is_long, size_delta, expect=reason)
+        if evs is None:
+            return
+        assert triggered, "ADL ran on a side that was not triggered"
+        (e,) = self.evs("PositionUpdate")
+        self.apply_update(key, exp, e)
+        (a,) = self.evs("AutoDeleverage")
+        assert a["size_delta"] == -exp.size_delta <= size_delta and a["size_requested"] == size_delta
+        assert a["amount_out"] == exp.amount_out
+        # never overshooting: the side's factor after the close is at or above the target
+        o = self.rpc.batch([(w.perp, "open_interest", m, is_long), (w.vault, "pool_amount")])
+        after_pnl = pnl_usd(o[0][0], o[0][1], exp.price, is_long)
+        r = pre[("risk", m)]
+        assert max(after_pnl, 0) * BPS >= r.min_pnl_factor_after_adl_bps * o[1] * w.scale, "ADL overshot its target"
+        self.stats["adl closes"] += 1
+
+    @rule(mi=st.integers(0, 1), move=st.sampled_from([-950, -600, -300, -150, 150, 300, 600, 950]))
+    def big_move(self, mi, move):
+        """One second, then a large push within the jump bound (so positions go unhealthy,
+        or a side's profit triggers ADL); beyond the window bound it is refused."""
+        self.begin("push")
+        self.advance(1)
+        m = self._market(mi)
+        self._push(self.w.keeper, [m], [mul_div(self.prices[m], BPS + move, BPS)], self.rpc.now)
+
+    # ------------------------------------------------------------ campaigns (several steps)
+
+    def _open_index(self, key) -> int:
+        """The `pick` that selects open position `key` (pick % 5 == 0)."""
+        return sorted(self.model).index(key) * 5
+
+    @precondition(lambda self: self.model)
+    @rule(pick=PICK, trigger=st.sampled_from([(30, 10), (100, 50), (300, 100)]),
+          move=st.sampled_from([300, 600, 950]), size=st.sampled_from(["all", "limit", "30%"]),
+          traders=st.sampled_from([9_000, 9_000, 200, 50]))
+    def adl_campaign(self, pick, trigger, move, size, traders):
+        """Three steps: a low ADL trigger (and maybe a low traders' profit cap) on the market
+        of an open position, a price move in its favour, then ADL of it (the invariants run
+        after each)."""
+        key = sorted(self.model)[pick % len(self.model)]
+        _, m, is_long = key
+        mi = self.w.markets.index(m)
+        self.set_risk_config(mi, trigger, 1_000, traders, "default", False)
+        self.run_invariants()
+        self.big_move(mi, move if is_long else -move)
+        self.run_invariants()
+        if key in self.model:
+            self.auto_deleverage(self._open_index(key), size, False)
+
+    @precondition(lambda self: self.model)
+    @rule(pick=PICK, move=st.sampled_from([150, 300, 600, 950]), batch=st.booleans())
+    def liquidation_campaign(self, pick, move, batch):
+        """Two steps: a price move against an open position, then its liquidation (alone or
+        in a batch of every position)."""
+        key = sorted(self.model)[pick % len(self.model)]
+        _, m, is_long = key
+        self.big_move(self.w.markets.index(m), -move if is_long else move)
+        self.run_invariants()
+        if batch:
+            self.liquidate_batch(2**12 - 1)
+        elif key in self.model:
+            self.liquidate(self._open_index(key), 0)
+
+    # ------------------------------------------------------------ config, pause, claims
+
+    def predict_config(self, sender: str, c: Any, r: Any) -> None:
+        if sender != self.w.admin:
+            raise Refused("config: not admin")
+        if not (10_000 <= c.max_leverage_bps <= 1_000_000):
+            raise Refused("config: bad max leverage")
+        if c.position_fee_bps > 100:
+            raise Refused("config: bad position fee")
+        if not (WAD <= c.min_collateral_usd <= 10_000 * WAD) or c.min_collateral_usd % 10**12:
+            raise Refused("config: bad min collateral")
+        if c.max_open_interest_usd >= 2**112:
+            raise Refused("config: bad max open interest")
+        if not (1_000 <= c.reserve_factor_bps <= 20_000):
+            raise Refused("config: bad reserve factor")
+        limit = 10**18 // 3_600 // 100
+        if c.borrowing_factor > limit:
+            raise Refused("config: bad borrowing factor")
+        if c.funding_factor > limit:
+            raise Refused("config: bad funding factor")
+        if c.max_funding_rate > limit:
+            raise Refused("config: bad max funding rate")
+        if not (10 <= c.maintenance_margin_bps <= 5_000) or c.maintenance_margin_bps * c.max_leverage_bps >= BPS * BPS:
+            raise Refused("config: bad maintenance margin")
+        if not (c.min_maintenance_usd < c.min_collateral_usd and c.min_maintenance_usd % 10**12 == 0):
+            raise Refused("config: bad min maintenance")
+        prev_t, prev_b, ended = 0, c.maintenance_margin_bps, False
+        for threshold, bps in zip(r.tier_threshold_usd, r.tier_maintenance_bps):
+            if threshold == 0:
+                if bps != 0:
+                    raise Refused("config: bad tier")
+                ended = True
+                continue
+            if ended or threshold <= prev_t or threshold % 10**12 or not (prev_b < bps <= 5_000):
+                raise Refused("config: bad tier")
+            prev_t, prev_b = threshold, bps
+        if r.liquidation_fee_usd > 100 * WAD or r.liquidation_fee_usd % 10**12 or r.liquidation_fee_bps > 100:
+            raise Refused("config: bad liquidation fee")
+        if r.liquidation_fee_bps * 2 > c.maintenance_margin_bps or r.liquidation_fee_usd * 2 > c.min_maintenance_usd:
+            raise Refused("config: liquidation fee above half the maintenance")
+        if r.insurance_cut_bps > 5_000:
+            raise Refused("config: bad insurance cut")
+        if r.max_pnl_factor_for_traders_bps == 0 or r.max_pnl_factor_for_traders_bps > 10_000 or r.max_pnl_factor_for_adl_bps > 10_000:
+            raise Refused("config: bad pnl factor")
+        if r.min_pnl_factor_after_adl_bps >= r.max_pnl_factor_for_adl_bps:
+            raise Refused("config: bad pnl factor")
+
+    def _configure(self, fn: str, m: int, c: Any, r: Any, sender: str) -> None:
+        pre = self.step.pre
+        w = self.w
+        reason = None
+        try:
+            self.predict_config(sender, c, r)
+            total = pre[("oi", m, True)][0] + pre[("oi", m, False)][0]
+            old = pre[("cfg", m)].reserve_factor_bps
+            delta = K.reserve_tokens(total, c.reserve_factor_bps, w.scale) - K.reserve_tokens(total, old, w.scale)
+            if delta > 0 and pre["reserved_amount"] + delta > pre["pool_amount"]:
+                raise Refused("perp: reserve exceeded")
+        except Refused as e:
+            reason = e.reason
+        arg = tuple(c) if fn == "set_market_config" else tuple(r)
+        if self.send(sender, w.conf, fn, m, arg, expect=reason) is not None:
+            self.stats[f"config:{fn}"] += 1
+
+    @rule(mi=st.integers(0, 1), field_=st.sampled_from([
+        "max_leverage_bps", "position_fee_bps", "reserve_factor_bps", "borrowing_factor", "funding_factor",
+        "maintenance_margin_bps", "min_collateral_usd", "max_open_interest_usd"]), choice=st.integers(0, 5),
+        stranger=st.sampled_from([False] * 7 + [True]))
+    def set_market_config(self, mi, field_, choice, stranger):
+        """One market setting changed to a value inside or just outside its bound."""
+        pre = self.begin("config")
+        m = self.w.markets[mi]
+        top = 10**18 // 3_600 // 100
+        values = {
+            "max_leverage_bps": [9_999, 10_000, 100_000, 500_000, 1_000_000, 1_000_001],
+            "position_fee_bps": [0, 1, 10, 50, 100, 101],
+            "reserve_factor_bps": [999, 1_000, 5_000, 10_000, 20_000, 20_001],
+            "borrowing_factor": [0, top // 100, top // 10, top, top, top + 1],
+            "funding_factor": [0, top // 100, top // 10, top, top, top + 1],
+            "maintenance_margin_bps": [9, 10, 50, 100, 190, 5_001],
+            "min_collateral_usd": [WAD - 1, WAD * 6, 10 * WAD, 100 * WAD, 10_000 * WAD, 10_001 * WAD],
+            "max_open_interest_usd": [0, 100_000 * WAD, 1_000_000 * WAD, 50_000_000 * WAD, 2**112 - 1, 2**112],
+        }[field_]
+        c = pre[("cfg", m)]
+        c = c._replace(**{field_: values[choice]})
+        self._configure("set_market_config", m, c, pre[("risk", m)], self.w.attacker if stranger else self.w.admin)
+
+    @rule(mi=st.integers(0, 1), adl=st.sampled_from([(7_000, 5_000), (1_000, 500), (300, 100), (100, 0), (50, 50)]),
+          cut=st.sampled_from([0, 1_000, 5_000, 5_001]), traders=st.sampled_from([9_000, 2_000, 500, 100, 50, 0]),
+          tiers=st.sampled_from(["default", "none", "low", "bad"]), stranger=st.sampled_from([False] * 7 + [True]))
+    def set_risk_config(self, mi, adl, cut, traders, tiers, stranger):
+        pre = self.begin("config")
+        m = self.w.markets[mi]
+        r = pre[("risk", m)]
+        thresholds, rates = {
+            "default": ([1_000_000 * WAD, 5_000_000 * WAD, 20_000_000 * WAD], [100, 150, 250]),
+            "none": ([0, 0, 0], [0, 0, 0]),
+            "low": ([20_000 * WAD, 200_000 * WAD, 0], [200, 300, 0]),
+            "bad": ([0, 1_000 * WAD, 0], [0, 200, 0]),
+        }[tiers]
+        r = r._replace(tier_threshold_usd=thresholds, tier_maintenance_bps=rates, insurance_cut_bps=cut,
+                       max_pnl_factor_for_traders_bps=traders, max_pnl_factor_for_adl_bps=adl[0],
+                       min_pnl_factor_after_adl_bps=adl[1])
+        self._configure("set_risk_config", m, pre[("cfg", m)], r, self.w.attacker if stranger else self.w.admin)
+
+    @rule(value=st.sampled_from([0, 100, 500, 3_000, 9_000, 10_000, 10_001]), stranger=st.sampled_from([False] * 5 + [True]))
+    def set_max_pnl_factor(self, value, stranger):
+        self.begin("config")
+        w = self.w
+        reason = ("config: not admin" if stranger else
+                  "config: bad max pnl factor" if value == 0 or value > 10_000 else None)
+        self.send(w.attacker if stranger else w.admin, w.conf, "set_max_pnl_factor", value, expect=reason)
+
+    @rule(paused=st.booleans(), stranger=st.sampled_from([False] * 3 + [True]))
+    def pause(self, paused, stranger):
+        self.begin("pause")
+        w = self.w
+        reason = None
+        if stranger:
+            reason = "config: not pauser" if paused else "config: not admin"
+        self.send(w.attacker if stranger else w.admin, w.conf, "set_paused", paused, expect=reason)
+
+    @rule(who=st.integers(0, 1))
+    def claim(self, who):
+        pre = self.begin("claim")
+        w = self.w
+        account = w.liquidators[who]
+        owed = pre[("claimable", account)]
+        self.step.lp_action = "claim"
+        if self.send(account, w.vault, "claim", account, expect=None if owed else "vault: nothing to claim") is not None:
+            self.expect_deltas(claimable_amount=-owed)
+
+    @initialize(opens=st.lists(st.tuples(st.integers(0, 11), st.sampled_from([1_000, 2_000, 5_000, 10_000]),
+                                         st.sampled_from([10, 20, 45])), min_size=1, max_size=4),
+                adl=st.sampled_from([None, (300, 100), (100, 50), (30, 10)]),
+                caps=st.sampled_from([None, None, 100, 300]))
+    def some_positions(self, opens, adl, caps):
+        """Start with a few leveraged positions, maybe a low ADL trigger on ETH and maybe low
+        profit caps (the traders' on ETH and the pool value's), so liquidation, ADL and the
+        caps have material within a short program."""
+        for i, coll, lev in opens:
+            self.increase(i * 5 + 4, coll, lev, 0, "any")  # key i
+            self._check_step()
+        if adl or caps:
+            self.set_risk_config(0, adl or (7_000, 5_000), 1_000, caps or 9_000, "default", False)
+            self._check_step()
+        if caps:
+            self.set_max_pnl_factor(caps, False)
+            self._check_step()
+
+    def _check_step(self):
+        self.run_invariants()
+
+
+class LpTradingMachine(Base, TradingRules, LpRules):
+    """LP (deposit, redeem, donate, insurance top-up), trading, oracle, time."""
+
+
+class RiskMachine(Base, TradingRules, LpRules, RiskRules):
+    """Liquidation, ADL, bounded config changes, pause and claims, over trading, oracle,
+    time and LP steps."""
+
+
+def replay(machine_cls: type, world: World, program: list[tuple[str, dict]], check=None) -> dict:
+    """Run a fixed program of rules, every invariant after each step, in its own snapshot
+    (how a counterexample becomes a deterministic regression test). `check(machine, i)`
+    runs after step i; returns the machine's stats."""
+    world.label = f"regression_{world.decimals}dec"
+    m = machine_cls(world)
+    try:
+        m.run_invariants()
+        for i, (name, kwargs) in enumerate(program):
+            getattr(m, name)(**kwargs)
+            m.run_invariants()
+            if check is not None:
+                check(m, i)
+        return dict(m.stats)
+    finally:
+        m.teardown()
