@@ -4,6 +4,7 @@ replacement of stuck transactions, retries with backoff and a fallback RPC URL."
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
@@ -46,6 +47,10 @@ class Sent:
 class Chain:
     def __init__(self, settings: KeeperSettings, log: Log, metrics: Metrics) -> None:
         self.settings, self.log, self.metrics = settings, log, metrics
+        # set by the daemon loop on SIGINT/SIGTERM: no more retries or replacements, and a
+        # transaction in flight is followed for `shutdown_grace_s` at most
+        self.stopping = threading.Event()
+        self._stop_seen: float | None = None
         self._url = 0
         self.w3 = Web3(Web3.HTTPProvider(settings.rpc_urls[0], request_kwargs={"timeout": 10}))
         try:
@@ -105,10 +110,11 @@ class Chain:
                 return fn()
             except TRANSPORT_ERRORS as exc:
                 self.metrics.inc("rpc_errors")
-                if attempt == attempts - 1:
+                if attempt == attempts - 1 or self.stopping.is_set():
                     raise
                 self.log.warn("rpc_error", error=type(exc).__name__, attempt=attempt + 1, url=self.url)
-                time.sleep(self.settings.rpc_backoff_s * 2**attempt)
+                if self.stopping.wait(self.settings.rpc_backoff_s * 2**attempt):
+                    raise  # stopped during the backoff: no more retries
                 self._next_url()
         raise AssertionError("unreachable")
 
@@ -222,6 +228,13 @@ class Chain:
                     return Sent(label, None, -1, reason=str(exc))
                 # a replacement refused (e.g. the original just got mined): keep waiting
             receipt = self._wait(hashes, min(self.settings.stuck_after_s, max(deadline - time.monotonic(), 0.1)))
+            if receipt is None and self.stopping.is_set():
+                receipt = self._wait(hashes, max(self._grace_end() - time.monotonic(), 0.0))
+                if receipt is None:
+                    # recorded, not replaced: the next start re-reads the nonce from the node
+                    self.log.error("abandoned_on_stop", action=label, txs=hashes, nonce=nonce, **fields)
+                    self._nonce = None
+                    return Sent(label, hashes[-1], -2, reason="stopped before a receipt")
             if receipt is not None:
                 sent = Sent(label, Web3.to_hex(receipt["transactionHash"]), int(receipt["status"]),
                             int(receipt["gasUsed"]), int(receipt["blockNumber"]))
@@ -242,9 +255,18 @@ class Chain:
             self.metrics.inc("tx_replaced")
             self.log.warn("replace", action=label, nonce=nonce, max_fee=max_fee, **fields)
 
+    def _grace_end(self) -> float:
+        """When a stopping keeper stops waiting for a receipt: `shutdown_grace_s` after the
+        stop was first seen here."""
+        if self._stop_seen is None:
+            self._stop_seen = time.monotonic()
+        return self._stop_seen + self.settings.shutdown_grace_s
+
     def _wait(self, hashes: list[str], seconds: float) -> Any:
         end = time.monotonic() + seconds
         while True:
+            if self.stopping.is_set():
+                end = min(end, self._grace_end())
             for tx_hash in hashes:
                 try:
                     receipt = self.retry(lambda: self.w3.eth.get_transaction_receipt(tx_hash))

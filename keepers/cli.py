@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.metrics_port:
         port = metrics.serve(settings.metrics_port)
         log("metrics", url=f"http://127.0.0.1:{port}/metrics")
-    runner = Runner(keepers, log, metrics, settings.poll_interval_s, settings.failure_budget)
+    runner = Runner(keepers, log, metrics, settings.poll_interval_s, settings.failure_budget, chain.stopping)
     runner.install_signals()
     log("start", command=args.command, chain_id=chain.chain_id, account=chain.account.address, rpc=chain.url)
     try:

@@ -1,6 +1,7 @@
 """The daemon loop shared by every keeper: startup, a tick every `poll_interval_s`, clean
-shutdown on SIGINT/SIGTERM (the tick in progress finishes, so a transaction in flight is
-followed to its receipt or recorded), and a failure budget that stops a keeper which keeps
+shutdown on SIGINT/SIGTERM (the tick in progress finishes: a transaction in flight is
+followed to its receipt for `shutdown_grace_s` at most, then recorded as abandoned, and RPC
+retries stop), and a failure budget that stops a keeper which keeps
 failing instead of spinning."""
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ class Keeper(Protocol):
 
 class Runner:
     def __init__(self, keepers: list[Keeper], log: Log, metrics: Metrics, poll_interval_s: float,
-                 failure_budget: int) -> None:
+                 failure_budget: int, stopping: threading.Event | None = None) -> None:
         self.keepers, self.log, self.metrics = keepers, log, metrics
         self.poll_interval_s, self.failure_budget = poll_interval_s, failure_budget
-        self.stopping = threading.Event()
+        # shared with the chain client (`Chain.stopping`), so a tick in progress cuts its
+        # waits short instead of finishing a receipt timeout
+        self.stopping = stopping if stopping is not None else threading.Event()
 
     def install_signals(self) -> None:
         """Stop cleanly on SIGINT and SIGTERM (main thread only)."""

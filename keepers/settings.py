@@ -46,6 +46,7 @@ class KeeperSettings(BaseSettings):
     fee_bump_bps: int = Field(default=1_250, ge=1_000)  # +12.5 % per replacement (nodes need >= 10 %)
     stuck_after_s: float = Field(default=30.0, gt=0)  # replace a transaction not mined by then
     receipt_timeout_s: float = Field(default=120.0, gt=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)  # on SIGTERM: wait this long for a receipt
     rpc_retries: int = Field(default=5, ge=0)
     rpc_backoff_s: float = Field(default=0.5, gt=0)
 

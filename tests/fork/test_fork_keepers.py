@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any, Callable
 
+import pytest
+
 from keepers.chain import Chain
 from keepers.log import Log
 from keepers.metrics import Metrics
@@ -89,7 +91,11 @@ def test_fork__perpool_keeper_prices_pushes_on_the_fork_only(
         start = events.wait_for(lambda r: r["event"] == "start")
         mined = events.wait_for(lambda r: r["event"] == "mined" and r["action"] == "set_prices")
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=SECONDS) == 0
+        try:
+            code = process.wait(timeout=SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the keeper did not stop within {SECONDS} s of SIGTERM; its last records: {events.records[-8:]}")
+        assert code == 0
         events.close()
     finally:
         if process.poll() is None:

@@ -111,3 +111,51 @@ def test_chain__call_many__one_json_rpc_batch_and_a_revert_in_its_place(settings
     assert answers[0] == chain.call(chain.oracle.functions.price_timestamp(eth))
     assert isinstance(answers[1], Exception)
     assert chain.call_many([]) == []
+
+
+def test_send__stopped_while_waiting_for_a_receipt__returns_within_the_grace_and_records_it(
+    settings, metrics, protocol, chain
+):
+    """Automine off: the push waits in the pool. A stop (SIGTERM sets `stopping`) cuts the
+    wait to `shutdown_grace_s`: no replacement, the transaction recorded as abandoned with
+    its nonce, and the nonce re-read next time. Mined later, it is the one that lands."""
+    import io
+    import threading
+    import time
+
+    from keepers.log import Log
+
+    out = io.StringIO()
+    own = settings.model_copy(update={"shutdown_grace_s": 1.0, "stuck_after_s": 30.0})
+    client = Chain(own, Log("test", out), metrics)
+    eth = protocol.markets["ETH"]
+    fn = client.oracle.functions.set_prices([eth], [3_002 * 10**18], client.timestamp() + 1)
+    nonce = client.w3.eth.get_transaction_count(client.account.address)
+    result = {}
+    chain.provider.make_request("evm_setAutomine", [False])
+    try:
+        worker = threading.Thread(target=lambda: result.update(sent=client.send(fn, "push")))
+        worker.start()
+        deadline = time.monotonic() + 15
+        while '"event": "sent"' not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert '"event": "sent"' in out.getvalue()
+        stopped_at = time.monotonic()
+        client.stopping.set()
+        worker.join(timeout=10)
+        waited = time.monotonic() - stopped_at
+    finally:
+        chain.provider.make_request("evm_setAutomine", [True])
+    assert not worker.is_alive()
+    assert waited < 1.0 + 3.0  # the grace, plus one receipt poll and slack; not stuck_after_s (30 s)
+    sent = result["sent"]
+    assert sent.status == -2 and sent.reason == "stopped before a receipt"
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    (abandoned,) = [r for r in records if r["event"] == "abandoned_on_stop"]
+    assert abandoned["txs"] == [sent.tx_hash] and abandoned["nonce"] == nonce
+    assert not [r for r in records if r["event"] == "replace"]
+    assert client._nonce is None  # re-read from the node on the next send
+    chain.mine()
+    receipt = client.w3.eth.get_transaction_receipt(sent.tx_hash)
+    assert receipt["status"] == 1
+    assert protocol.oracle.price_data(eth).price == 3_002 * 10**18
