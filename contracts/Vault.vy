@@ -703,10 +703,17 @@ def _transfer(owner: address, receiver: address, amount: uint256):
 
 @internal
 def _pull(account: address, amount: uint256):
-    # tolerates tokens that return nothing; reverts on `false`
+    # tolerates tokens that return nothing; reverts on `false`. Solvency, checked inductively:
+    # the buckets change only by balanced flows, so if every transfer moves the balance by
+    # exactly what was booked, balance - total owed never falls (a fee-on-transfer token, or
+    # one whose fee switch turns on, is refused here)
+    before: uint256 = staticcall IERC20(token).balanceOf(self)
     assert extcall IERC20(token).transferFrom(account, self, amount, default_return_value=True), "vault: transfer failed"
+    assert staticcall IERC20(token).balanceOf(self) >= before + amount, "vault: insolvent"
 
 
 @internal
 def _push(account: address, amount: uint256):
+    before: uint256 = staticcall IERC20(token).balanceOf(self)
     assert extcall IERC20(token).transfer(account, amount, default_return_value=True), "vault: transfer failed"
+    assert staticcall IERC20(token).balanceOf(self) + amount >= before, "vault: insolvent"
