@@ -68,6 +68,7 @@ MAX_TIER_THRESHOLD: constant(uint256) = 2**56 - 1  # micro-dollars
 # market settings
 MIN_LEVERAGE_BPS: constant(uint256) = 10_000  # 1x
 MAX_LEVERAGE_BPS: constant(uint256) = 1_000_000  # 100x
+MAX_MARKETS: constant(uint256) = 16  # as Perp
 MAX_POSITION_FEE_BPS: constant(uint256) = 100  # 1 %
 MIN_MIN_COLLATERAL_USD: constant(uint256) = 10**18  # $1
 MAX_MIN_COLLATERAL_USD: constant(uint256) = 10_000 * 10**18  # $10,000
@@ -106,6 +107,7 @@ configs: public(HashMap[uint256, market_types.MarketConfig])  # as last set
 risk_configs: public(HashMap[uint256, market_types.RiskConfig])
 direct_fills_off: public(HashMap[uint256, bool])  # as last set (Perp's `direct_fills`)
 new_markets_direct_fills: public(bool)  # what `add_market` lists a market with
+listed: public(DynArray[uint256, MAX_MARKETS])  # every market `add_market` listed, in order
 
 # ---------------------------------------------------------------- events
 
@@ -216,6 +218,8 @@ def add_market(market: uint256, c: market_types.MarketConfig, r: market_types.Ri
     self._only_admin()
     assert staticcall oracle.is_market(market), "config: unknown oracle market"
     assert self.configs[market].max_leverage_bps == 0, "config: market exists"
+    assert len(self.listed) < MAX_MARKETS, "config: too many markets"
+    self.listed.append(market)
     self._apply(market, c, r)
     if not self.new_markets_direct_fills:
         self._set_direct_fills(market, False)
@@ -296,6 +300,19 @@ def set_new_markets_direct_fills(enabled: bool):
     self._only_admin()
     self.new_markets_direct_fills = enabled
     log NewMarketsDirectFillsSet(enabled=enabled)
+
+
+@view
+@external
+def max_leverage_bps() -> uint256:
+    """
+    @notice The highest max leverage of any listed market (bps; 0 before the first). The
+            Oracle reads it to bound its `max_jump_bps` (see `Oracle.set_leverage_source`).
+    """
+    highest: uint256 = 0
+    for market: uint256 in self.listed:
+        highest = max(highest, self.configs[market].max_leverage_bps)
+    return highest
 
 
 # ---------------------------------------------------------------- pause and wind-down
@@ -449,9 +466,14 @@ def _apply(market: uint256, c: market_types.MarketConfig, r: market_types.RiskCo
 
 
 @internal
-@pure
+@view
 def _check_market(c: market_types.MarketConfig):
     assert c.max_leverage_bps >= MIN_LEVERAGE_BPS and c.max_leverage_bps <= MAX_LEVERAGE_BPS, "config: bad max leverage"
+    # one push (at most the Oracle's max_jump_bps) may not exceed the initial margin of a
+    # position at max leverage: else a hedged long + short at max leverage gains across one
+    # push more than the losing leg's collateral, and the LPs pay the difference as bad debt
+    jump: uint256 = (staticcall oracle.config()).max_jump_bps
+    assert c.max_leverage_bps * jump <= BPS * BPS, "config: leverage above oracle jump"
     assert c.position_fee_bps <= MAX_POSITION_FEE_BPS, "config: bad position fee"
     assert c.min_collateral_usd >= MIN_MIN_COLLATERAL_USD and c.min_collateral_usd <= MAX_MIN_COLLATERAL_USD, "config: bad min collateral"
     assert c.min_collateral_usd % MICRO_USD == 0, "config: bad min collateral"

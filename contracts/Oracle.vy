@@ -31,6 +31,9 @@
 """
 
 from contracts.interfaces import IAggregatorV3
+
+interface ILeverageSource:
+    def max_leverage_bps() -> uint256: view
 from contracts.lib import math  # stateless helpers: no `initializes` needed
 
 # ---------------------------------------------------------------- constants
@@ -120,6 +123,9 @@ market_count: public(uint256)  # markets are 1..market_count
 market_names: public(HashMap[uint256, String[MAX_NAME]])
 
 _config: uint256  # packed OracleConfig
+# the Configurator: `max_jump_bps` x its highest max leverage may not exceed 100 % (empty:
+# not linked yet, as during deployment)
+leverage_source: public(address)
 _prices: HashMap[uint256, uint256]  # market => packed price slot
 _markets: HashMap[uint256, uint256]  # market => packed market slot
 
@@ -156,6 +162,9 @@ event ReferenceFeedSet:
     feed: address
     max_age: uint256
     decimals: uint256
+
+event LeverageSourceSet:
+    source: indexed(address)
 
 event AdminTransferStarted:
     admin: indexed(address)
@@ -455,6 +464,24 @@ def set_config(config: OracleConfig):
 
 
 @external
+def set_leverage_source(source: address):
+    """
+    @notice Link the contract whose `max_leverage_bps()` (the highest max leverage of any
+            market: the Configurator) bounds `max_jump_bps`: one push may move a price at
+            most the initial margin of a position at max leverage
+            (max_jump_bps x max_leverage_bps <= 10_000 x 10_000), so a hedged long and short
+            at max leverage cannot gain across one push more than the losing leg's
+            collateral. Checked now against the current config, and on every `set_config`.
+            Once linked it cannot be unlinked (the empty address is refused), only replaced.
+    """
+    self._only_admin()
+    assert source != empty(address), "oracle: zero address"
+    self.leverage_source = source
+    self._check_jump(self._field(self._config, C_JUMP, BPS_BITS))
+    log LeverageSourceSet(source=source)
+
+
+@external
 def set_reference_feed(market: uint256, feed: address, max_age: uint256):
     """
     @notice Set (or, with the empty address, remove) the Chainlink-style reference feed
@@ -523,6 +550,7 @@ def _set_config(c: OracleConfig):
     assert c.spread_bps <= MAX_SPREAD_BPS, "oracle: bad spread_bps"
     assert c.max_deviation_bps > 0 and c.max_deviation_bps <= MAX_DEVIATION_BPS, "oracle: bad max_deviation_bps"
     assert c.fallback_spread_bps <= MAX_FALLBACK_SPREAD_BPS, "oracle: bad fallback_spread_bps"
+    self._check_jump(c.max_jump_bps)
     self._config = (
         (c.max_price_age << C_MAX_AGE)
         | (c.max_future_skew << C_SKEW)
@@ -547,6 +575,15 @@ def _set_config(c: OracleConfig):
         max_deviation_bps=c.max_deviation_bps,
         fallback_spread_bps=c.fallback_spread_bps,
     )
+
+
+@internal
+@view
+def _check_jump(max_jump_bps: uint256):
+    source: address = self.leverage_source
+    if source != empty(address):
+        leverage: uint256 = staticcall ILeverageSource(source).max_leverage_bps()
+        assert max_jump_bps * leverage <= BPS * BPS, "oracle: jump above max leverage margin"
 
 
 @internal

@@ -69,7 +69,7 @@ class KeeperSettings(BaseSettings):
     deviation_bps: int = Field(default=50, gt=0)  # push early when a price moved this much
     max_disagreement_bps: int = Field(default=100, gt=0)  # between the two sources
     max_source_age_s: float = Field(default=30.0, gt=0)
-    split_large_moves: bool = False  # step a move beyond the Oracle's jump bound, or alert
+    split_large_moves: bool = True  # step a move beyond the Oracle's jump bound (off: alert and refuse)
     walk_step_bps: int = Field(default=20, ge=0, le=1_000)  # random walk: largest move per read
     walk_jump_bps: int = Field(default=500, ge=0, le=1_000)  # random walk: a jump's largest move
     walk_jump_every: int = Field(default=100, gt=0)  # random walk: a jump every this many reads

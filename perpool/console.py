@@ -16,6 +16,7 @@ from typing import Any
 
 from perpool import params
 from perpool.deployments import DeploymentError, load as load_deployment, path_for
+from perpool.prices import push_stepped
 
 WAD = params.WAD
 MAX_UINT = 2**256 - 1
@@ -133,13 +134,12 @@ class Console:
         return self.oracle.price_data(self.market(market)).price / WAD
 
     def push_price(self, market: str | int, dollars: float) -> Any:
-        """Devnet only: push a price observed one second after the last (within the
-        Oracle's bounds: at most `max_jump_bps` per push)."""
+        """Devnet only: push a price observed one second after the last; a move beyond the
+        Oracle's jump bound (`max_jump_bps`, 2 % by default) is stepped through it, one push a
+        second (perpool.prices.push_stepped). Returns the time of the last push."""
         self._local_only("push_price")
         m = self.market(market)
-        t = max(self.chain.blocks.head.timestamp, self.oracle.price_timestamp(m)) + 1
-        self.chain.pending_timestamp = t
-        return self.oracle.set_prices([m], [_wad(dollars)], t, sender=self._updater)
+        return push_stepped(self.oracle, self.chain, self._updater, {m: _wad(dollars)})
 
     # ------------------------------------------------------------ reading
 

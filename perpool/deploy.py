@@ -65,7 +65,8 @@ def deploy_protocol(
     """Deploy Oracle, Vault, Configurator, Perp, RiskEngine, PerpReader, OrderBook and one
     OracleFeed per market; register the markets in the Oracle and (through the
     Configurator) in Perp; make Perp and the OrderBook the Vault's controllers, Perp its
-    pool value source, the Configurator its pauser, the RiskEngine Perp's deleverager and
+    pool value source, the Configurator its pauser and the Oracle's leverage source (which
+    bounds max_jump_bps by the markets' max leverage), the RiskEngine Perp's deleverager and
     the OrderBook Perp's order book and an Oracle updater; authorise `updaters` as price
     pushers and order keepers and, with `seed_prices`, push a first price per market.
     Without `direct_fills` every market trades through the OrderBook only."""
@@ -109,6 +110,9 @@ def deploy_protocol(
             dict(risk_config or params.RISK_CONFIG),
             sender=deployer,
         )
+    # from here the Oracle refuses a max_jump_bps above the initial margin of the highest
+    # max leverage, and the Configurator a max leverage whose margin is below the jump
+    oracle.set_leverage_source(configurator.address, sender=deployer)
 
     if seed_prices and updaters and chain is not None:
         now = chain.pending_timestamp

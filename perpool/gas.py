@@ -8,6 +8,7 @@ from typing import Any
 
 from perpool import params
 from perpool.deploy import deploy_protocol, deploy_token
+from perpool.prices import steps
 
 WAD = params.WAD
 BLOCK_TIME = 12  # s between measured transactions: every trade pays its fee accrual
@@ -107,15 +108,17 @@ def measure(
     kept["LP redeem"] = p.vault.redeem(100_000 * WAD, 0, lp, sender=lp)
     gas["LP redeem"] = kept["LP redeem"].gas_used
 
-    # two 20x longs, then ETH -4 % in one push (the spread is on): below maintenance, above
-    # the keeper's fee, so the usual liquidation (no top-up, no bad debt). The keeper has
-    # liquidated before (its claimable fee balance is not a first write).
+    # two 20x longs, then ETH -4 % in two pushes of the 2 % jump bound (the spread is on):
+    # below maintenance, above the keeper's fee, so the usual liquidation (no top-up, no bad
+    # debt). The keeper has liquidated before (its claimable fee balance is not a first write).
     for account in (first_victim, victim):
         tick()
         p.perp.increase_position(eth, True, 500 * unit, 10_000 * WAD, 2**255, sender=account)
-    price[eth] = price[eth] * 960 // 1000
-    tick()
-    p.oracle.set_prices([eth], [price[eth]], chain.pending_timestamp, sender=keeper)
+    target = price[eth] * 960 // 1000
+    for step in steps(price[eth], target, p.oracle.config().max_jump_bps):
+        tick()
+        p.oracle.set_prices([eth], [step], chain.pending_timestamp, sender=keeper)
+    price[eth] = target
     tick()
     p.perp.liquidate(first_victim, eth, True, keeper, sender=keeper)
     tick()

@@ -11,7 +11,11 @@ ORACLE_CONFIG: dict[str, int] = {
     "max_future_skew": 30,  # s
     "window": 3_600,  # s: the anchored window of the cumulative bound
     "spread_duration": 300,  # s: spread stays 5 min after a large move
-    "max_jump_bps": 1_000,  # 10 % per push
+    # 2 % per push: the initial margin at the default 50x max leverage. The Oracle refuses a
+    # jump above the highest max leverage's margin (a hedged long + short at max leverage
+    # would otherwise gain across one push more than the losing leg's collateral); keepers
+    # step larger moves (`split_large_moves`)
+    "max_jump_bps": 200,
     "max_window_move_bps": 4_000,  # 40 % per window
     "spread_threshold_bps": 200,  # a 2 % move within the window turns the spread on
     "spread_bps": 30,  # 0.3 %

@@ -6,7 +6,7 @@ Starts Anvil on a free loopback port with a raised block gas limit, deploys perp
 $100M pool and writes a deployment file to a temp dir; opens N positions with real
 transactions, `--crowd` per transaction through contracts/test/TestCrowd.vy (one trader
 contract per position, since Perp keys positions by account); then pushes one price
-(ETH -4 %, BTC +4 %, one `set_prices`) that makes 2 % of them unhealthy, and runs the real
+(ETH -2 %, BTC +2 %: the Oracle's jump bound; one `set_prices`) that makes 2 % of them unhealthy, and runs the real
 liquidator (`keepers.liquidator.Liquidator` under `keepers.lifecycle.Runner`, signing with
 Anvil dev account 9) from a cold start until every unhealthy position is liquidated.
 
@@ -16,7 +16,7 @@ at 40x, whose liquidation price is ~1.8 % away (docs/perp.md: fixed = collateral
 maintenance; at 40x the open and close fees take 4 % and maintenance 20 % of the
 collateral, so (1 - 0.04 - 0.04 - 0.2) / 40 = 1.8 %); i % 100 in {1, 2} are 40x on the
 winning sides (healthy); every other position is at 2x to 15x, whose nearest liquidation
-price is ~6 % away (15x: (1 - 0.015 - 0.015 - 0.075) / 15 = 6 %), beyond the 4 % move and
+price is ~6 % away (15x: (1 - 0.015 - 0.015 - 0.075) / 15 = 6 %), beyond the 2 % move and
 the Oracle's 0.3 % spread.
 
 Measured: wall time and blocks from the price push until every unhealthy position is
@@ -53,7 +53,7 @@ UNIT = 10**6  # token units per dollar (the 6-decimal test token)
 MAX_BATCH = 256  # Perp.MAX_BATCH: positions per liquidate_batch
 POOL_USD = 100_000_000
 ETH_PRICE, BTC_PRICE = 3_000 * WAD, 60_000 * WAD
-MOVE_BPS = 400  # the one push: ETH -4 %, BTC +4 %
+MOVE_BPS = 200  # the one push: ETH -2 %, BTC +2 % (the Oracle's default jump bound)
 DOOMED_LEVERAGE = 40
 LEVERAGES = (2, 3, 5, 8, 10, 15)
 #: Anvil dev account 9: the keeper's key (Ape deploys and trades with account 0).

@@ -6,11 +6,12 @@ near the reference feed. Each refusal leaves every setting and the whole snapsho
 was. One parametrised case per setting.
 
 Cases:
-  test_attack__market_setting_out_of_range__refused[<setting>]      (16 settings)
+  test_attack__market_setting_out_of_range__refused[<setting>]      (17 settings)
   test_attack__risk_setting_out_of_range__refused[<setting>]        (8 settings)
-  test_attack__oracle_setting_out_of_range__refused[<setting>]      (10 settings)
+  test_attack__oracle_setting_out_of_range__refused[<setting>]      (11 settings)
   test_attack__vault_or_order_book_setting_out_of_range__refused[<setting>]  (5 settings)
-  test_attack__admin_call_by_a_stranger__refused_not_admin[<contract.call>]  (8 calls)
+  test_attack__admin_call_by_a_stranger__refused_not_admin[<contract.call>]  (9 calls)
+  test_attack__unlink_the_oracle_leverage_source__refused_zero_address
   test_attack__internal_entry_point_called_directly__refused[<contract.call>] (6 calls)
   test_attack__admin_takeover_without_acceptance__refused_not_pending_admin
   test_attack__settle_market_off_its_reference__refused_price_off_reference
@@ -86,6 +87,9 @@ MARKET_CASES = {
     "funding_above_1pct_per_hour": ({"funding_factor": MAX_RATE + 1}, "config: bad funding factor"),
     "max_funding_above_1pct_per_hour": ({"max_funding_rate": MAX_RATE + 1}, "config: bad max funding rate"),
     "maintenance_below_10bps": ({"maintenance_margin_bps": 9}, "config: bad maintenance margin"),
+    # the Oracle's jump bound (2 %) is the initial margin at 50x: more leverage would let a
+    # hedged pair gain across one push more than the losing leg's collateral
+    "leverage_above_the_oracle_jump_margin": ({"max_leverage_bps": 500_001}, "config: leverage above oracle jump"),
     # 50x opens at a 2 % margin: a 2 % maintenance would make it liquidatable at once
     "maintenance_at_initial_margin": ({"maintenance_margin_bps": 200}, "config: bad maintenance margin"),
     "min_maintenance_at_min_collateral": ({"min_maintenance_usd": M["min_collateral_usd"]}, "config: bad min maintenance"),
@@ -129,6 +133,8 @@ ORACLE_CASES = {
     "window_below_a_minute": ({"window": 59}, "oracle: bad window"),
     "jump_bound_zero": ({"max_jump_bps": 0}, "oracle: bad max_jump_bps"),
     "jump_bound_above_50pct": ({"max_jump_bps": 5_001, "max_window_move_bps": 9_000}, "oracle: bad max_jump_bps"),
+    # the markets list 50x: one push may move at most their 2 % initial margin
+    "jump_above_the_max_leverage_margin": ({"max_jump_bps": 201}, "oracle: jump above max leverage margin"),
     "window_move_below_jump": ({"max_window_move_bps": O["max_jump_bps"] - 1}, "oracle: bad max_window_move_bps"),
     "spread_above_5pct": ({"spread_bps": 501}, "oracle: bad spread_bps"),
     "reference_deviation_zero": ({"max_deviation_bps": 0}, "oracle: bad max_deviation_bps"),
@@ -167,6 +173,7 @@ STRANGER_CASES = {
     "configurator.settle_market": ("configurator", "settle_market", lambda e: (e.eth, SEED), "config: not admin"),
     "configurator.set_direct_fills": ("configurator", "set_direct_fills", lambda e: (e.eth, False), "config: not admin"),
     "oracle.set_updater": ("oracle", "set_updater", lambda e: (e.oracle.address, True), "oracle: not admin"),
+    "oracle.set_leverage_source": ("oracle", "set_leverage_source", lambda e: (e.oracle.address,), "oracle: not admin"),
     "vault.withdraw_insurance": ("vault", "withdraw_insurance", lambda e: (1, e.vault.address), "vault: not admin"),
     "vault.set_controller": ("vault", "set_controller", lambda e: (e.vault.address, True), "vault: not admin"),
     "orders.set_keeper": ("orders", "set_keeper", lambda e: (e.orders.address, True), "orders: not admin"),
@@ -195,6 +202,14 @@ INTERNAL_CASES = {
 def test_attack__internal_entry_point_called_directly__refused(env, people, attacker, case):
     contract, method, args, reason = INTERNAL_CASES[case]
     refused_setting(env, people, reason, getattr(getattr(env, contract), method), *args(env, attacker), sender=attacker)
+
+
+def test_attack__unlink_the_oracle_leverage_source__refused_zero_address(env, people, deployer):
+    """Unlinking the Configurator would let the next set_config raise the jump bound past
+    the markets' margin: the link can be replaced, never removed."""
+    assert env.oracle.leverage_source() == env.configurator.address
+    refused_setting(env, people, "oracle: zero address", env.oracle.set_leverage_source, "0x" + "00" * 20, sender=deployer)
+    assert env.oracle.leverage_source() == env.configurator.address
 
 
 def test_attack__admin_takeover_without_acceptance__refused_not_pending_admin(env, people, attacker, deployer, lp):

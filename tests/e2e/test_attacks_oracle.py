@@ -139,13 +139,13 @@ def test_attack__push_one_wei_past_the_jump_bound__refused_price_jump(env, peopl
 
 
 def test_attack__walk_price_in_allowed_steps__refused_window_move(env, people, keeper):
-    """Four pushes of 9 % each (each within the 10 % jump bound) compound to 41 % over the
-    window's anchor: the fourth is refused."""
+    """Pushes of the whole jump bound each (2 %, seventeen of them) compound past the 40 %
+    window bound over the window's anchor: the first beyond it is refused."""
     c = cfg(env)
     anchor = env.oracle.price_data(env.eth).window_ref_price
     price = env.oracle.price_data(env.eth).price
-    for _ in range(10):
-        step = price * (BPS + 900) // BPS
+    for _ in range(60):
+        step = price * (BPS + c.max_jump_bps) // BPS
         assert abs(step - price) * BPS <= c.max_jump_bps * price
         if abs(step - anchor) * BPS > c.max_window_move_bps * anchor:
             break
@@ -164,10 +164,11 @@ def attach_feed(env, feed, deployer, answer_wad: int, updated_at: int = 0, max_a
 
 def test_attack__push_off_the_reference_feed__refused_reference_deviation(env, people, keeper, feed, deployer):
     """A stolen key pushes a price within the jump bound but 5 % + 1 wei off the
-    reference feed."""
-    attach_feed(env, feed, deployer, SEED)
-    bound = SEED * (BPS + cfg(env).max_deviation_bps) // BPS
-    assert bound - SEED < SEED * cfg(env).max_jump_bps // BPS  # the jump bound would allow it
+    reference feed (which reads 4 % below the stored price)."""
+    ref = SEED * (BPS - 400) // BPS
+    attach_feed(env, feed, deployer, ref)
+    bound = ref * (BPS + cfg(env).max_deviation_bps) // BPS
+    assert abs(bound + 1 - SEED) * BPS <= SEED * cfg(env).max_jump_bps  # the jump bound would allow it
     push_refused(env, people, "oracle: reference deviation", [env.eth], [bound + 1], next_second(env), keeper)
 
 

@@ -745,7 +745,8 @@ DUST = st.integers(0, 10**18)  # wei of size and token units of collateral, for 
 ACCEPT = st.sampled_from(["any", "any", "any", "exact", "worse"])
 FRACTION = st.sampled_from([0, 0.1, 0.5, 0.999, "all but 1 wei", 1, 1, 1.5])
 WITHDRAW = st.sampled_from([0, 0, 0, 1, 0.1, 0.5, 1.0, 1.01])  # of the collateral (1: one token unit)
-MOVE = st.integers(-1_200, 1_200)  # bps
+# bps: mostly around the default jump bound (200), sometimes far beyond it
+MOVE = st.one_of(st.integers(-250, 250), st.integers(-1_200, 1_200))
 DT = st.sampled_from([1, 10, 120, 299, 300, 301, 600, 901, 3_600, 3_601, 86_400])
 
 
@@ -1144,12 +1145,24 @@ class RiskRules:
 
     @rule(mi=st.integers(0, 1), move=st.sampled_from([-950, -600, -300, -150, 150, 300, 600, 950]))
     def big_move(self, mi, move):
-        """One second, then a large push within the jump bound (so positions go unhealthy,
-        or a side's profit triggers ADL); beyond the window bound it is refused."""
-        self.begin("push")
-        self.advance(1)
+        """A large move (so positions go unhealthy, or a side's profit triggers ADL), stepped
+        as the price keeper steps it: one push a second, each within the jump bound, the
+        invariants checked between them; beyond the window bound a push is refused."""
         m = self._market(mi)
-        self._push(self.w.keeper, [m], [mul_div(self.prices[m], BPS + move, BPS)], self.rpc.now)
+        target = mul_div(self.prices[m], BPS + move, BPS)
+        jump = self.w.oracle_cfg.max_jump_bps
+        first = True
+        while True:
+            if not first:
+                self.run_invariants()
+            first = False
+            self.begin("push")
+            self.advance(1)
+            old = self.prices[m]
+            step = min(target, mul_div(old, BPS + jump, BPS)) if target > old else max(target, K.ceil_div(old * (BPS - jump), BPS))
+            self._push(self.w.keeper, [m], [step], self.rpc.now)
+            if self.step.refused is not None or step == target:
+                return
 
     # ------------------------------------------------------------ campaigns (several steps)
 
@@ -1196,6 +1209,8 @@ class RiskRules:
             raise Refused("config: not admin")
         if not (10_000 <= c.max_leverage_bps <= 1_000_000):
             raise Refused("config: bad max leverage")
+        if c.max_leverage_bps * self.w.oracle_cfg.max_jump_bps > BPS * BPS:
+            raise Refused("config: leverage above oracle jump")
         if c.position_fee_bps > 100:
             raise Refused("config: bad position fee")
         if not (WAD <= c.min_collateral_usd <= 10_000 * WAD) or c.min_collateral_usd % 10**12:
@@ -1263,7 +1278,7 @@ class RiskRules:
         m = self.w.markets[mi]
         top = 10**18 // 3_600 // 100
         values = {
-            "max_leverage_bps": [9_999, 10_000, 100_000, 500_000, 1_000_000, 1_000_001],
+            "max_leverage_bps": [9_999, 10_000, 100_000, 500_000, 500_001, 1_000_000, 1_000_001],
             "position_fee_bps": [0, 1, 10, 50, 100, 101],
             "reserve_factor_bps": [999, 1_000, 5_000, 10_000, 20_000, 20_001],
             "borrowing_factor": [0, top // 100, top // 10, top, top, top + 1],

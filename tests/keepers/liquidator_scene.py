@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from keepers.decide.liquidation import PositionKey
+from perpool.prices import push_stepped
 
 WAD = 10**18
 MAX_UINT = 2**256 - 1
@@ -19,9 +20,8 @@ def push(protocol: Any, chain: Any, updater: Any, prices: dict[int, int]) -> int
     timestamp that is not newer). Returns that timestamp."""
     stored = max(protocol.oracle.price_timestamp(m) for m in prices)
     ts = max(chain.pending_timestamp, chain.blocks.head.timestamp + 1, stored + 1)
-    chain.pending_timestamp = ts
-    protocol.oracle.set_prices(list(prices), list(prices.values()), ts, sender=updater)
-    return ts
+    # a move beyond the Oracle's jump bound is stepped through it, ending at `ts` (or later)
+    return push_stepped(protocol.oracle, chain, updater, prices, at=ts)
 
 
 def open_position(protocol: Any, trader: Any, market: int, is_long: bool, collateral_usd: int,

@@ -22,6 +22,7 @@ from keepers.chain import Chain
 from keepers.decide.adl import BPS, plan, rank
 from keepers.lifecycle import Runner
 from perpool import params
+from perpool.prices import push_stepped
 
 WAD = 10**18
 UNIT = 10**6  # token units per dollar
@@ -37,9 +38,8 @@ def push(protocol: Any, chain: Any, updater: Any, prices: dict[int, int]) -> int
     after the head and the newest stored observation; return that timestamp."""
     stored = max(protocol.oracle.price_timestamp(m) for m in prices)
     ts = max(chain.pending_timestamp, chain.blocks.head.timestamp + 1, stored + 1)
-    chain.pending_timestamp = ts
-    protocol.oracle.set_prices(list(prices), list(prices.values()), ts, sender=updater)
-    return ts
+    # a move beyond the Oracle's jump bound is stepped through it, ending at `ts` (or later)
+    return push_stepped(protocol.oracle, chain, updater, prices, at=ts)
 
 
 @pytest.fixture(scope="module")

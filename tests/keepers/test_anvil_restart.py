@@ -27,6 +27,7 @@ from web3 import Web3
 
 from perpool.deployments import ABI_DIR, ROOT
 from perpool.devnet import CHAIN_ID, find_anvil, rpc
+from perpool.prices import steps
 
 from conftest import KEEPER_KEY
 
@@ -132,9 +133,17 @@ class Scene:
         stored observations (the Oracle wants a newer one, not in the future)."""
         stored = max(self.oracle.functions.price_timestamp(m).call() for m in prices)
         ts = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1, stored + 1)
-        self.w3.provider.make_request("evm_setNextBlockTimestamp", [ts])
-        return self.send(self.oracle.functions.set_prices(list(prices), list(prices.values()), ts),
-                         self.accounts[0])
+        jump = self.oracle.functions.config().call()[4]  # max_jump_bps
+        # a move beyond the Oracle's jump bound is stepped through it, one push a second
+        paths = {m: steps(self.oracle.functions.price_data(m).call()[0], p, jump) for m, p in prices.items()}
+        n = max(len(path) for path in paths.values())
+        receipt = None
+        for k in range(n):
+            markets = [m for m, path in paths.items() if len(path) >= n - k]
+            values = [paths[m][k - (n - len(paths[m]))] for m in markets]
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [ts + k])
+            receipt = self.send(self.oracle.functions.set_prices(markets, values, ts + k), self.accounts[0])
+        return receipt
 
     def open(self, trader: str, market: int, is_long: bool, collateral_usd: int, leverage: int) -> Key:
         self.send(self.perp.functions.increase_position(

@@ -166,12 +166,14 @@ def test_pusher__large_move_with_split__stepped_through_the_jump_bound(
 ):
     t0 = chain.pending_timestamp + 5
     _seed(protocol, keeper, chain, t0)
-    path = _csv(tmp_path, [(t0 + 20, "ETH", "3750"), (t0 + 20, "BTC", "60000")])
-    pusher = _pusher(settings, log, metrics, path, split_large_moves=True)
+    path = _csv(tmp_path, [(t0 + 20, "ETH", "3150"), (t0 + 20, "BTC", "60000")])
+    jump = protocol.oracle.config().max_jump_bps
+    assert jump == 200  # the default: 2 % per push
+    pusher = _pusher(settings, log, metrics, path)  # split_large_moves is on by default
     pusher.startup()
     _at(chain, t0 + 21)
     pusher.tick()
-    assert _stored(protocol, "ETH") == (3_750 * WAD, t0 + 20)  # 3000 -> 3300 -> 3630 -> 3750
+    assert _stored(protocol, "ETH") == (3_150 * WAD, t0 + 20)  # 3000 -> 3060 -> 3121.2 -> 3150
     assert metrics.get("pushes") == 3 and metrics.get("push_failed") == 0
 
 
@@ -181,7 +183,7 @@ def test_pusher__large_move_without_split__refused_with_an_alert(
     t0 = chain.pending_timestamp + 5
     _seed(protocol, keeper, chain, t0)
     path = _csv(tmp_path, [(t0 + 20, "ETH", "3750"), (t0 + 20, "BTC", "60100")])
-    pusher = _pusher(settings, log, metrics, path)
+    pusher = _pusher(settings, log, metrics, path, split_large_moves=False)
     pusher.startup()
     _at(chain, t0 + 21)
     pusher.tick()
@@ -189,7 +191,7 @@ def test_pusher__large_move_without_split__refused_with_an_alert(
     assert _stored(protocol, "BTC") == (60_100 * WAD, t0 + 20)  # the other market still lands
     refused = [e for e in _events(capsys) if e["event"] == "refused"]
     assert [(e["market"], e["kind"]) for e in refused] == [("ETH", "jump")]
-    assert "beyond the Oracle's 1000 bps per push" in refused[0]["reason"]
+    assert "beyond the Oracle's 200 bps per push" in refused[0]["reason"]
     assert metrics.get("push_refused") == 1
 
 

@@ -16,6 +16,32 @@ REF_MAX_AGE = 3_600
 BASE = 3_000 * WAD
 
 
+@pytest.fixture(scope="module")
+def oracle(create_oracle):
+    """The default bounds but a 10 % jump bound, so one push can cross the 2 % spread
+    threshold and each spread rule is seen on one push. (At the default 2 % jump bound the
+    spread needs two pushes in a window: test_get_price__default_bounds__second_push_past_
+    the_threshold_turns_the_spread_on.)"""
+    return create_oracle({**params.ORACLE_CONFIG, "max_jump_bps": 1_000})
+
+
+def test_get_price__default_bounds__second_push_past_the_threshold_turns_the_spread_on(
+    create_oracle, push, calc, mine_at, t0
+):
+    oracle = create_oracle()
+    cfg = oracle.config()
+    assert cfg.max_jump_bps == cfg.spread_threshold_bps == 200  # one push never crosses it
+    push(oracle, ETH, BASE, t0)
+    first = BASE + calc.max_delta(BASE, cfg.max_jump_bps)  # the whole jump bound: +2 %
+    push(oracle, ETH, first, t0 + 1)
+    mine_at(t0 + 2)
+    assert _reads(oracle, ETH) == (first, first)  # exactly at the threshold: no spread
+    trigger = _spread_trigger(calc, BASE, cfg.spread_threshold_bps) + 10**18
+    push(oracle, ETH, trigger, t0 + 3)  # +2 % and $1 from the window's anchor
+    assert oracle.price_data(ETH).spread_until == t0 + 3 + cfg.spread_duration
+    assert _reads(oracle, ETH) == (calc.spread_max(trigger, cfg.spread_bps), calc.spread_min(trigger, cfg.spread_bps))
+
+
 def _spread_trigger(calc, base, threshold_bps):
     """The smallest price above `base` that moves it more than the spread threshold."""
     price = base + calc.max_delta(base, threshold_bps) + 1
@@ -133,7 +159,7 @@ def test_get_price__spread_until_boundary__on_one_second_before_off_at(
 def test_get_price__spread_bps_zero__no_spread_after_large_move(
     oracle, push, calc, deployer, t0
 ):
-    oracle.set_config({**params.ORACLE_CONFIG, "spread_bps": 0}, sender=deployer)
+    oracle.set_config({**params.ORACLE_CONFIG, "max_jump_bps": 1_000, "spread_bps": 0}, sender=deployer)
     cfg = oracle.config()
     push(oracle, ETH, BASE, t0)
     price = _spread_trigger(calc, BASE, cfg.spread_threshold_bps)

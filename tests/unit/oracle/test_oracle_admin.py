@@ -274,12 +274,13 @@ def test_set_reference_feed__replace_and_remove__keep_spread_until(
     feed = create_feed(8)
     push(oracle, ETH, 3_000 * WAD, t0)
     trigger = 3_000 * WAD + calc.max_delta(3_000 * WAD, cfg.spread_threshold_bps) + 1
-    push(oracle, ETH, trigger, t0 + 1)
+    push(oracle, ETH, 3_000 * WAD * 101 // 100, t0 + 1)  # two pushes: each within the jump bound
+    push(oracle, ETH, trigger, t0 + 2)
     until = oracle.price_data(ETH).spread_until
-    assert until == t0 + 1 + cfg.spread_duration
+    assert until == t0 + 2 + cfg.spread_duration
     price_before = tuple(oracle.price_data(ETH))
 
-    chain.pending_timestamp = t0 + 1
+    chain.pending_timestamp = t0 + 2
     oracle.set_reference_feed(ETH, feed, 600, sender=deployer)
     assert tuple(oracle.price_data(ETH)) == price_before
     assert tuple(oracle.reference_feed(ETH)) == (feed.address, 600, 8)

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 from perpool import params
 from perpool.deploy import deploy_protocol
+from perpool.prices import push_stepped, steps
 
 import pytest
 
@@ -76,8 +77,13 @@ class Env:
         return int(dollars * self.unit)
 
     def push(self, market: int, price: int) -> Any:
-        """Push `price` (WAD) for `market`, observed now."""
-        return self.oracle.set_prices([market], [price], self.chain.pending_timestamp, sender=self.keeper)
+        """Push `price` (WAD) for `market`, observed now; a move beyond the Oracle's jump
+        bound is stepped through it, one push a second, the last observed now (or later,
+        when the stored observation leaves no room): perpool.prices.push_stepped."""
+        now = self.chain.pending_timestamp
+        if len(steps(self.oracle.price_data(market).price, price, self.oracle.config().max_jump_bps)) == 1:
+            return self.oracle.set_prices([market], [price], now, sender=self.keeper)
+        return push_stepped(self.oracle, self.chain, self.keeper, {market: price}, at=now)
 
     def fund(self, account: Any, dollars: int = TRADER_FUNDS_USD) -> None:
         self.token.mint(account, self.usd(dollars), sender=account)
@@ -550,11 +556,10 @@ def pin(env: Any, timestamp: int | None = None) -> int:
 
 def push_fresh(env: Any, market: int, price: int) -> int:
     """Push `price` observed one second after the head (and the last observation), mined
-    at that second; return the time. Later transactions stay there if `pin`ned."""
-    t = max(env.chain.blocks.head.timestamp, env.oracle.price_timestamp(market)) + 1
-    pin(env, t)
-    env.oracle.set_prices([market], [price], t, sender=env.keeper)
-    return t
+    at that second; return the time. Later transactions stay there if `pin`ned. A move
+    beyond the Oracle's jump bound is stepped through it, one push a second, as the price
+    keeper does (the time returned is the last push's)."""
+    return push_stepped(env.oracle, env.chain, env.keeper, {market: price})
 
 
 def elapse(env: Any, seconds: int, market: int, price: int) -> int:

@@ -91,6 +91,8 @@ REFUSED = [
     ("min_maintenance_usd", 4 * WAD - MICRO_USD, {}, "config: liquidation fee above half the maintenance"),
     ("max_leverage_bps", MIN_LEVERAGE_BPS - 1, {}, BAD_LEVERAGE),
     ("max_leverage_bps", MAX_LEVERAGE_BPS + 1, {}, BAD_LEVERAGE),
+    # the Oracle's default jump bound (2 %) is the initial margin at 50x: one bps above is refused
+    ("max_leverage_bps", BPS * BPS // params.ORACLE_CONFIG["max_jump_bps"] + 1, {}, "config: leverage above oracle jump"),
     ("position_fee_bps", MAX_POSITION_FEE_BPS + 1, {}, "config: bad position fee"),
     ("min_collateral_usd", WAD - MICRO_USD, {"min_maintenance_usd": 0}, BAD_MIN_COLLATERAL),
     ("min_collateral_usd", MAX_MIN_COLLATERAL_USD + MICRO_USD, {}, BAD_MIN_COLLATERAL),
@@ -119,7 +121,8 @@ REFUSED = [
 # or above the first tier's is refused)
 ACCEPTED = [
     ("max_leverage_bps", MIN_LEVERAGE_BPS, {}, False),
-    ("max_leverage_bps", MAX_LEVERAGE_BPS, {}, False),
+    ("max_leverage_bps", MAX_LEVERAGE_BPS, {}, False),  # with the Oracle's jump lowered to 1 %
+    ("max_leverage_bps", BPS * BPS // params.ORACLE_CONFIG["max_jump_bps"], {}, False),  # at the default jump
     ("position_fee_bps", MAX_POSITION_FEE_BPS, {}, False),
     ("position_fee_bps", 0, {}, False),
     ("min_collateral_usd", WAD, {"min_maintenance_usd": WAD - MICRO_USD}, False),
@@ -166,8 +169,13 @@ def test_set_market_config__at_bound__accepted_and_stored(
     r["liquidation_fee_bps"] = min(r["liquidation_fee_bps"], edge["maintenance_margin_bps"] // 2)
     if r != risk:
         env.configurator.set_risk_config(env.eth, r, sender=deployer)
+    jump = env.oracle.config().max_jump_bps
+    if edge["max_leverage_bps"] * jump > BPS * BPS:  # 100x needs a 1 % jump bound first
+        o = {k: getattr(env.oracle.config(), k) for k in params.ORACLE_CONFIG}
+        env.oracle.set_config({**o, "max_jump_bps": BPS * BPS // edge["max_leverage_bps"]}, sender=deployer)
     tx = env.configurator.set_market_config(env.eth, edge, sender=deployer)
     expect_applied(tx, env, env.eth, edge, r)
+    assert env.configurator.max_leverage_bps() == max(edge["max_leverage_bps"], cfg["max_leverage_bps"])
 
 
 # ---------------------------------------------------------------- risk config bounds

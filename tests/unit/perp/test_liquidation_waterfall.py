@@ -22,6 +22,7 @@ from helpers import (
     close_position,
     expect_update,
     fast_reverts,  # noqa: F401 (autouse fixture)
+    indices_at,
     indices_used,
     open_position,
     pin,
@@ -30,6 +31,7 @@ from helpers import (
     spread_price,
 )
 from perpool import params
+from perpool.prices import steps
 from test_liquidation import (  # noqa: F401 (fixtures)
     BASE,
     COLLATERAL_USD,
@@ -72,6 +74,17 @@ def beyond_collateral(env, account, is_long, cfg, loss_usd=120):
     pos = open_usual(env, account, is_long)
     ts, idx = next_second(env)
     price = price_for_left(pos, is_long, -env.usd(loss_usd), idx, cfg, env.scale)
+    # beyond the collateral of a ~48x position is more than one push (the jump bound is its
+    # 2 % initial margin): push_fresh steps there, one push a second, so the close lands
+    # that many seconds later, at indices accrued until then
+    jump = env.oracle.config().max_jump_bps
+    for _ in range(3):
+        later = env.chain.blocks.head.timestamp + len(steps(env.oracle.price_data(env.eth).price, price, jump))
+        if later == ts:
+            break
+        ts = later
+        idx = indices_at(env, env.eth, ts)
+        price = price_for_left(pos, is_long, -env.usd(loss_usd), idx, cfg, env.scale)
     return pos, ts, idx, price
 
 

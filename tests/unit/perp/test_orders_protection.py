@@ -290,14 +290,14 @@ def test_pause__triggered_increase_waits_out_the_pause_nobody_takes_its_fee(env,
     env.configurator.set_paused(True, sender=deployer)
     later = t + env.orders.timeout()
     pin(env, later)
-    env.oracle.set_prices([env.eth], [moved(SEED, -300)], later, sender=env.keeper)
+    env.oracle.set_prices([env.eth], [moved(SEED, -200)], later, sender=env.keeper)
     pin(env, later)
     assert status(env, oid, as_keeper=False) == (PENDING, 3)
     assert tuple(execute(env, [oid], attacker, sender=attacker).return_value) == (0, 0)
     assert exists(env, oid) and env.vault.claimable(attacker) == 0
 
     env.configurator.set_paused(False, sender=deployer)
-    land(env, env.eth, moved(SEED, -300))
+    land(env, env.eth, moved(SEED, -200))
     assert tuple(execute(env, [oid], receiver).return_value) == (1, 0)
 
 

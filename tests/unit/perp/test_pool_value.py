@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from web3.exceptions import ContractLogicError
 
 from perpool import params
+from perpool.prices import push_stepped
 
 WAD = params.WAD
 BPS = params.BPS
@@ -70,14 +71,13 @@ def pin(env, ts: int) -> None:
 
 
 def push_prices(env, eth: int | None = None, btc: int | None = None, after: int = 1) -> int:
-    """Push ETH and BTC prices (unchanged when None) `after` seconds past the head."""
+    """Push ETH and BTC prices (unchanged when None) `after` seconds past the head (a move
+    beyond the jump bound stepped through it in the seconds before, as the keeper does)."""
     ts = head_ts(env) + after
-    pin(env, ts)
     markets = [env.eth, env.btc]
     current = [env.oracle.price_data(m).price for m in markets]
     prices = [eth or current[0], btc or current[1]]
-    env.oracle.set_prices(markets, prices, ts, sender=env.keeper)
-    return ts
+    return push_stepped(env.oracle, env.chain, env.keeper, dict(zip(markets, prices)), at=ts)
 
 
 def increase(env, account, market, is_long, collateral_usd, size):

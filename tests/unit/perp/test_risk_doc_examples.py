@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from helpers import Env, ceil_div, mul_div, pin, push_fresh
+from perpool.prices import steps
 from perpool import params
 from perpool.deploy import deploy_protocol
 
@@ -37,13 +38,26 @@ def _fixtures_first(doc_env):
 
 
 def _open_long(env: Env, trader, collateral_usd: int, size: int) -> int:
-    """ETH back at $3,000, then the long opens one second later; returns the open's time."""
+    """ETH back at $3,000, then the long opens ten seconds later (room for the observations
+    of a stepped move, see `_move`); returns the open's time."""
     push_fresh(env, env.eth, 3_000 * WAD)
     env.fund(trader)
-    t = env.chain.blocks.head.timestamp + 1
+    t = env.chain.blocks.head.timestamp + 10
     pin(env, t)
     env.perp.increase_position(env.eth, True, env.usd(collateral_usd), size, 2**256 - 1, sender=trader)
     return t
+
+
+def _move(env: Env, keeper, price: int, at: int) -> None:
+    """ETH to `price` in the block at `at`, stepped through the Oracle's jump bound (2 %):
+    one push per step, every one mined at `at`, observed one second apart and the last at
+    `at` (observations may trail the block time; each must be newer than the last). The
+    examples' timeline (open, move, close one second apart) is the docs'."""
+    path = steps(env.oracle.price_data(env.eth).price, price, env.oracle.config().max_jump_bps)
+    assert env.oracle.price_timestamp(env.eth) < at - len(path) + 1
+    for k, step in enumerate(path):
+        pin(env, at)
+        env.oracle.set_prices([env.eth], [step], at - len(path) + 1 + k, sender=keeper)
 
 
 def _borrow_fee_tokens(env: Env, size: int, seconds: int, pool_tokens: int) -> int:
@@ -71,8 +85,7 @@ def test_doc_example__liquidation__keeper_fee_cut_and_pool(doc_env, funded_trade
     pos = env.perp.get_position(funded_trader, eth, True)
     assert (pos.collateral, pos.size_tokens) == (env.usd(490), ETH_TOKENS)
 
-    pin(env, t + 1)
-    env.oracle.set_prices([eth], [2_870 * WAD], t + 1, sender=keeper)
+    _move(env, keeper, 2_870 * WAD, t + 1)
     pin(env, t + 2)
     values = env.perp.position_values(funded_trader, eth, True, 2_870 * WAD)
     assert values.pnl == ETH_TOKENS * 2_870 - SIZE == -433_333333333333334290
@@ -116,8 +129,7 @@ def test_doc_example__bad_debt__insurance_first_then_lps(doc_env, funded_trader,
     fund = env.vault.insurance_amount()
     assert fund - fund_before == env.usd(51)
 
-    pin(env, t + 1)
-    env.oracle.set_prices([eth], [2_800 * WAD], t + 1, sender=keeper)
+    _move(env, keeper, 2_800 * WAD, t + 1)
     pin(env, t + 2)
     before = (env.vault.pool_amount(), env.perp.bad_debt_total(), env.token.balanceOf(keeper))
     credited = (env.vault.claimable(keeper), env.vault.claimable_amount())
@@ -177,11 +189,11 @@ ADL_SIZE = 600_000 * WAD
 
 def _crowded_long(env: Env, trader, keeper, risk: dict) -> int:
     """The ADL / profit cap setting: ETH's risk config changed, a $600,000 long with $60,000
-    at $3,000, then ETH +10 % to $3,300 in one push. Returns the time after the push."""
+    at $3,000, then ETH +10 % to $3,300 (five pushes within the jump bound, in one block).
+    Returns the time after the push."""
     env.configurator.set_risk_config(env.eth, risk, sender=env.configurator.admin())
     t = _open_long(env, trader, 60_000, ADL_SIZE)
-    pin(env, t + 1)
-    env.oracle.set_prices([env.eth], [3_300 * WAD], t + 1, sender=keeper)
+    _move(env, keeper, 3_300 * WAD, t + 1)
     pin(env, t + 2)
     return t + 2
 
