@@ -1,13 +1,16 @@
 """Gas budgets (gas is deterministic on Anvil, so budgets may be asserted; speed never is).
 Budget (issues #3 and #4): every operation at most 0.5x GMX v1's gas on the same Anvil,
 `liquidate` included; issue #6: an order's create + execute of a market open at most
-380,000 (0.40x GMX v1's two-step open). `ape run gas` prints the same figures."""
+380,000 (0.40x GMX v1's two-step open); issue #8: 0.40x for the operations that reach it
+(docs/gas.md gives the floors of the others). `ape run gas` prints the same figures."""
 
 import pytest
 
 from perpool.gas import GMX_V1, TWO_STEP_BUDGET, measure
 
 BUDGET_RATIO = 0.5
+GOAL_RATIO = 0.40  # issue #8's goal, asserted where it is met (docs/gas.md: the floors of the rest)
+GOAL_MET = ("LP deposit", "LP redeem", "partial decrease")
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +21,11 @@ def gas(project, accounts, chain):
 @pytest.mark.parametrize("operation", sorted(GMX_V1))
 def test_gas__operation__within_half_of_gmx_v1(gas, operation):
     assert gas[operation] <= GMX_V1[operation] * BUDGET_RATIO, f"{operation}: {gas[operation]:,}"
+
+
+@pytest.mark.parametrize("operation", GOAL_MET)
+def test_gas__operation__within_the_040_goal(gas, operation):
+    assert gas[operation] <= GMX_V1[operation] * GOAL_RATIO, f"{operation}: {gas[operation]:,}"
 
 
 def test_gas__two_step_open__create_plus_execute_within_budget(gas):
