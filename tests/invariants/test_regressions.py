@@ -97,10 +97,9 @@ def _replay_capped(world, lp_steps):
 
     def check(m, i):
         if i >= first:
-            pv = m.step.pre[("pv", True)]
             seen.append(dict(
                 pre=m.step.pre, post=m.current(), step=m.step,
-                capped=m.pool_value(m.step.pre, True)[1], pv=pv, machine=m,
+                capped=m.pool_value(m.step.pre, True)[1], machine=m,
             ))
 
     replay(RiskMachine, world, program, check)

@@ -27,7 +27,7 @@ from web3 import Web3
 
 from perpool.deployments import ABI_DIR, ROOT
 from perpool.devnet import CHAIN_ID, find_anvil, rpc
-from perpool.prices import steps
+from perpool.prices import batches
 
 from conftest import KEEPER_KEY
 
@@ -131,16 +131,13 @@ class Scene:
     def push(self, prices: dict[int, int]) -> Any:
         """Push `prices` observed at the next block's timestamp, pinned after the head and the
         stored observations (the Oracle wants a newer one, not in the future)."""
-        stored = max(self.oracle.functions.price_timestamp(m).call() for m in prices)
-        ts = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1, stored + 1)
+        newest = max(self.oracle.functions.price_timestamp(m).call() for m in prices)
+        ts = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1, newest + 1)
         jump = self.oracle.functions.config().call()[4]  # max_jump_bps
+        stored = {m: self.oracle.functions.price_data(m).call()[0] for m in prices}
         # a move beyond the Oracle's jump bound is stepped through it, one push a second
-        paths = {m: steps(self.oracle.functions.price_data(m).call()[0], p, jump) for m, p in prices.items()}
-        n = max(len(path) for path in paths.values())
         receipt = None
-        for k in range(n):
-            markets = [m for m, path in paths.items() if len(path) >= n - k]
-            values = [paths[m][k - (n - len(paths[m]))] for m in markets]
+        for k, (markets, values) in enumerate(batches(stored, prices, jump)):
             self.w3.provider.make_request("evm_setNextBlockTimestamp", [ts + k])
             receipt = self.send(self.oracle.functions.set_prices(markets, values, ts + k), self.accounts[0])
         return receipt
