@@ -2,22 +2,26 @@
 # pragma nonreentrancy on
 """
 @title perpool OrderBook
-@notice Two-step trading: a trader places an order (market or limit increase, market
-        decrease, take-profit, stop-loss) with its collateral and an execution fee
-        escrowed in the Vault; a keeper fills it later at the oracle price, and only at a
-        price observed after the order was placed or last updated. Nobody can trade on a
-        price they already know: where Perp's direct fills are off, this is the only way
-        to trade.
+@notice Two-step trading and LP flows: a trader places an order (market or limit
+        increase, market decrease, take-profit, stop-loss) with its collateral and an
+        execution fee escrowed in the Vault, an LP a deposit (tokens escrowed) or a redeem
+        (shares escrowed) order; a keeper fills it later at the oracle price, and only at a
+        price observed after the order was placed or last updated. Nobody can trade, or
+        deposit and redeem, on a price they already know: where Perp's direct fills (the
+        Vault's direct LP flows) are off, this is the only way to trade (to provide
+        liquidity).
 @dev Timing (block time, seconds; `placed_at` = when the order was created or updated):
      - every fill needs a fresh keeper price whose observation time is strictly newer
        than the order's `price_floor` = max(placed_at, the market's stored observation
        time then): a price pushed with a future timestamp before the order is never used;
+       an LP order prices the whole pool, so it needs such a price in every market that
+       is not settled (its floor: the newest of their observation times and placed_at);
      - authorised keepers fill at once; from placed_at + `timeout` anyone may (a keeper
        outage traps nobody), and the owner may cancel a market order (before that, an
        early cancel would be a free look at the next price); trigger orders can be
        cancelled at any time;
-     - market orders expire at placed_at + `expiry`: then anyone may cancel them and
-       everything goes back to the owner.
+     - market orders (and LP orders) expire at placed_at + `expiry`: then anyone may
+       cancel them and everything goes back to the owner.
      A batch decides each order by pre-checks (an order is filled, cancelled or left
      pending) and never by catching a revert: Perp's `trade_for` returns its refusal
      instead of reverting. Money never leaves to an untrusted account mid-batch: fees,
@@ -36,6 +40,12 @@ from contracts.lib import settlement
 interface IVaultEscrow:
     def settle(s: settlement.Settlement): nonpayable
     def token_scale() -> uint256: view
+    def deposit_escrowed(owner: address, amount: uint256, min_shares: uint256) -> (uint256, uint256): nonpayable
+    def redeem_escrowed(owner: address, shares: uint256, min_amount: uint256) -> (uint256, uint256): nonpayable
+    def take_shares(owner: address, shares: uint256): nonpayable
+    def transfer(receiver: address, amount: uint256) -> bool: nonpayable
+    def paused() -> bool: view
+    def lp_reason(code: uint256) -> String[40]: view
 
 interface IPerpOrders:
     def trade_for(account: address, market: uint256, is_long: bool, is_increase: bool, collateral_delta: uint256, size_delta: uint256, acceptable_price: uint256) -> (uint256, uint256): nonpayable
@@ -45,6 +55,9 @@ interface IPerpOrders:
     def oracle() -> address: view
     def vault() -> address: view
 
+interface IOracleMarkets:
+    def market_count() -> uint256: view
+
 interface IOraclePush:
     def set_prices(markets: DynArray[uint256, MAX_PUSH], prices: DynArray[uint256, MAX_PUSH], observed_at: uint256): nonpayable
 
@@ -52,6 +65,7 @@ interface IOraclePush:
 
 MAX_BATCH: constant(uint256) = 64  # orders per execution batch
 MAX_PUSH: constant(uint256) = 64  # prices per push (the Oracle's own batch bound is larger)
+MAX_MARKETS: constant(uint256) = 256  # Oracle market ids an LP order's prices are checked over
 
 # order kinds
 MARKET_INCREASE: constant(uint256) = 0
@@ -59,6 +73,8 @@ LIMIT_INCREASE: constant(uint256) = 1
 MARKET_DECREASE: constant(uint256) = 2
 TAKE_PROFIT: constant(uint256) = 3
 STOP_LOSS: constant(uint256) = 4
+LP_DEPOSIT: constant(uint256) = 5  # tokens escrowed; shares minted to the owner
+LP_REDEEM: constant(uint256) = 6  # shares escrowed; tokens credited to the owner
 
 # what a batch did with an order
 PENDING: constant(uint256) = 0  # left as it was (not yet executable)
@@ -71,7 +87,8 @@ SETTLED: constant(uint256) = 2
 PERP_PAUSED: constant(uint256) = 3
 PERP_MARKET_CLOSING: constant(uint256) = 4
 
-# reasons: 1-16 are Perp's refusals (its REFUSED_* codes), 32 and up the order book's
+# reasons: 1-16 are Perp's refusals (its REFUSED_* codes), 32-47 the order book's, 48
+# and up the Vault's LP refusals (its LP_* codes, named by `Vault.lp_reason`)
 NOT_FOUND: constant(uint256) = 32
 TOO_EARLY: constant(uint256) = 33  # not a keeper, and the timeout has not passed
 EXPIRED: constant(uint256) = 34
@@ -81,6 +98,8 @@ TRIGGER_NOT_MET: constant(uint256) = 37
 PRICE_NOT_ACCEPTABLE: constant(uint256) = 38
 MARKET_SETTLED: constant(uint256) = 39
 BY_OWNER: constant(uint256) = 40
+VAULT_CODES: constant(uint256) = 48  # the first Vault code
+VAULT_PAUSED: constant(uint256) = 48  # the Vault's LP_PAUSED: deposits wait out a pause
 
 # settings' bounds
 MIN_TIMEOUT: constant(uint256) = 10  # s
@@ -116,11 +135,11 @@ MAX_MARKET_ID: constant(uint256) = 2**16 - 1  # the order word's market field
 struct Order:
     owner: address
     market: uint256
-    kind: uint256  # MARKET_INCREASE, LIMIT_INCREASE, MARKET_DECREASE, TAKE_PROFIT, STOP_LOSS
+    kind: uint256  # MARKET_INCREASE, LIMIT_INCREASE, MARKET_DECREASE, TAKE_PROFIT, STOP_LOSS, LP_DEPOSIT, LP_REDEEM
     is_long: bool
-    collateral_delta: uint256  # token units: escrowed (increase) or to withdraw (decrease)
-    size_delta: uint256  # WAD USD
-    acceptable_price: uint256  # WAD: the worst fill accepted
+    collateral_delta: uint256  # token units: escrowed (increase, LP deposit) or to withdraw (decrease)
+    size_delta: uint256  # WAD USD; LP redeem: the shares escrowed (18 decimals)
+    acceptable_price: uint256  # WAD: the worst fill accepted; LP orders: the least shares (deposit) or token units (redeem)
     trigger_price: uint256  # WAD, limit/take-profit/stop-loss only
     execution_fee: uint256  # token units, escrowed, paid to whoever fills or rejects it
     placed_at: uint256  # s: block time of creation or last update
@@ -174,9 +193,9 @@ event OrderExecuted:
     market: indexed(uint256)
     executor: address  # the caller
     fee_receiver: address
-    price: uint256  # WAD, the oracle price the fill used
+    price: uint256  # WAD, the oracle price the fill used (0 for an LP order: the Vault's Deposit / Redeem log has its figures)
     execution_fee: uint256
-    amount_credited: uint256  # token units credited to the owner (decreases)
+    amount_credited: uint256  # token units credited to the owner (decreases, LP redeems)
 
 event OrderCancelled:
     order_id: indexed(uint256)
@@ -188,6 +207,7 @@ event OrderCancelled:
     refund: uint256  # token units back to the owner (collateral; the fee too when by the owner or by circumstance)
     fee_receiver: address  # credited the execution fee (empty when it went back to the owner)
     fee_paid: uint256  # token units of the execution fee paid to fee_receiver
+    shares_refund: uint256  # LP shares back to the owner (an LP redeem order)
 
 event KeeperSet:
     keeper: indexed(address)
@@ -257,8 +277,7 @@ def create_order(
     assert market <= MAX_MARKET_ID and staticcall perp.is_market(market), "orders: unknown market"
     assert kind <= STOP_LOSS, "orders: bad kind"
     assert collateral_delta <= MAX_COLLATERAL, "orders: collateral too large"
-    assert execution_fee >= self.min_execution_fee, "orders: fee below min"
-    assert execution_fee <= MAX_FEE, "orders: fee too large"
+    self._check_fee(execution_fee)
     increase: bool = kind <= LIMIT_INCREASE
     self._check_sizes(market, increase, size_delta, collateral_delta)
     self._check_trigger(market, kind, is_long, trigger_price)
@@ -297,6 +316,55 @@ def create_order(
 
 
 @external
+def create_deposit_order(amount: uint256, min_shares: uint256, execution_fee: uint256) -> uint256:
+    """
+    @notice Ask to deposit `amount` tokens into the pool: `amount` + `execution_fee` are
+            escrowed now (approve the Vault first); a keeper fills it at the pool value
+            priced with prices observed after this call in every market that is not
+            settled, exactly as `Vault.deposit` (the shares go to the caller and start its
+            cooldown). Refused while deposits are paused; a pause after it leaves the order
+            waiting. It expires like a market order; its owner may cancel it from
+            placed_at + `timeout`.
+    @param min_shares The order is cancelled ("vault: slippage", the fee paid to the
+           keeper) if it would mint fewer shares.
+    @return The order id.
+    """
+    assert amount != 0, "orders: zero amount"
+    assert amount <= MAX_COLLATERAL, "orders: amount too large"
+    assert min_shares <= MAX_PRICE, "orders: min out too large"
+    self._check_fee(execution_fee)
+    assert not staticcall vault.paused(), "orders: deposits paused"
+    order_id: uint256 = self._store_lp(LP_DEPOSIT, amount, 0, min_shares, execution_fee)
+    escrow: uint256 = amount + execution_fee
+    self._settle(msg.sender, escrow, convert(escrow, int256), empty(address), 0, empty(address), 0)
+    return order_id
+
+
+@external
+def create_redeem_order(shares: uint256, min_amount: uint256, execution_fee: uint256) -> uint256:
+    """
+    @notice Ask to redeem `shares` of the caller's LP shares: the shares move to this
+            contract now (refused during the caller's cooldown) and the fee is escrowed
+            (approve the Vault for it); a keeper fills it at the pool value priced with
+            prices observed after this call in every market that is not settled, exactly
+            as `Vault.redeem`, and the tokens are credited to the caller in the Vault
+            (`Vault.claim`). On a cancel the shares go back.
+    @param min_amount The order is cancelled ("vault: slippage", the fee paid to the
+           keeper, the shares back) if it would pay fewer token units.
+    @return The order id.
+    """
+    assert shares != 0, "orders: zero shares"
+    assert shares <= MAX_SIZE, "orders: shares too large"
+    assert min_amount <= MAX_PRICE, "orders: min out too large"
+    self._check_fee(execution_fee)
+    order_id: uint256 = self._store_lp(LP_REDEEM, 0, shares, min_amount, execution_fee)
+    extcall vault.take_shares(msg.sender, shares)
+    if execution_fee != 0:
+        self._settle(msg.sender, execution_fee, convert(execution_fee, int256), empty(address), 0, empty(address), 0)
+    return order_id
+
+
+@external
 def update_order(order_id: uint256, size_delta: uint256, acceptable_price: uint256, trigger_price: uint256):
     """
     @notice Change a trigger order's size, acceptable price and trigger price (its owner
@@ -305,7 +373,7 @@ def update_order(order_id: uint256, size_delta: uint256, acceptable_price: uint2
     """
     o: Order = self._load(order_id)
     assert o.owner == msg.sender, "orders: not owner"
-    assert o.kind == LIMIT_INCREASE or o.kind >= TAKE_PROFIT, "orders: market order"
+    assert o.kind == LIMIT_INCREASE or o.kind == TAKE_PROFIT or o.kind == STOP_LOSS, "orders: market order"
     self._check_sizes(o.market, o.kind == LIMIT_INCREASE, size_delta, o.collateral_delta)
     self._check_trigger(o.market, o.kind, o.is_long, trigger_price)
     price_floor: uint256 = self._price_floor(o.market)
@@ -329,14 +397,14 @@ def update_order(order_id: uint256, size_delta: uint256, acceptable_price: uint2
 @external
 def cancel_order(order_id: uint256):
     """
-    @notice Cancel an order. Its owner: a trigger order at any time, a market order from
-            placed_at + `timeout` (everything escrowed is transferred back to the owner).
-            Anyone: an expired market order (everything is credited back to the owner in
-            the Vault).
+    @notice Cancel an order. Its owner: a trigger order at any time, a market or LP
+            order from placed_at + `timeout` (everything escrowed is transferred back to
+            the owner). Anyone: an expired market or LP order (everything is credited back
+            to the owner in the Vault; an LP redeem order's shares are transferred back).
     """
     o: Order = self._load(order_id)
     assert o.owner != empty(address), "orders: no order"
-    market_order: bool = o.kind == MARKET_INCREASE or o.kind == MARKET_DECREASE
+    market_order: bool = self._is_market_order(o.kind)
     if msg.sender == o.owner:
         if market_order:
             assert block.timestamp >= o.placed_at + self.timeout, "orders: too early to cancel"
@@ -431,13 +499,13 @@ def order_status(order_id: uint256, as_keeper: bool) -> (uint256, uint256):
     return outcome, code
 
 
-@pure
+@view
 @external
 def reason(code: uint256) -> String[40]:
     """
     @notice The name of a reason code in OrderCancelled and `order_status`: 1-16 are Perp's
-            refusals (the reasons its direct calls revert with), 32 and up the order
-            book's.
+            refusals (the reasons its direct calls revert with), 32-47 the order book's,
+            48 and up the Vault's LP refusals (`Vault.lp_reason`).
     """
     return self._reason(code)
 
@@ -535,13 +603,18 @@ def _execute(order_id: uint256, fee_receiver: address, is_keeper: bool) -> (uint
         self._cancel(order_id, o, code, True, fee_receiver)
         return CANCELLED, code, o.execution_fee
 
-    # effects first: the order is gone before Perp is called
+    # effects first: the order is gone before Perp (the Vault) is called
     self._orders[order_id] = empty(uint256[3])
-    increase: bool = o.kind <= LIMIT_INCREASE
     paid: uint256 = 0
-    code, paid = extcall perp.trade_for(o.owner, o.market, o.is_long, increase, o.collateral_delta, o.size_delta, o.acceptable_price)
+    if o.kind == LP_DEPOSIT:
+        code, paid = extcall vault.deposit_escrowed(o.owner, o.collateral_delta, o.acceptable_price)
+        paid = 0  # shares, not tokens: the Vault's Deposit log has them
+    elif o.kind == LP_REDEEM:
+        code, paid = extcall vault.redeem_escrowed(o.owner, o.size_delta, o.acceptable_price)
+    else:
+        code, paid = extcall perp.trade_for(o.owner, o.market, o.is_long, o.kind <= LIMIT_INCREASE, o.collateral_delta, o.size_delta, o.acceptable_price)
     if code != 0:
-        # Perp refused (nothing changed there): collateral back to the owner
+        # Perp (the Vault) refused, nothing changed there: the escrow back to the owner
         self._refund(order_id, o, code, True, fee_receiver)
         return CANCELLED, code, o.execution_fee
     log OrderExecuted(
@@ -564,11 +637,19 @@ def _precheck(o: Order, is_keeper: bool) -> (uint256, uint256, uint256):
     # the price the fill would use)
     if o.owner == empty(address):
         return PENDING, NOT_FOUND, 0
-    market_order: bool = o.kind == MARKET_INCREASE or o.kind == MARKET_DECREASE
+    market_order: bool = self._is_market_order(o.kind)
     if market_order and block.timestamp >= o.placed_at + self.expiry:
         return CANCELLED, EXPIRED, 0
     if not is_keeper and block.timestamp < o.placed_at + self.timeout:
         return PENDING, TOO_EARLY, 0
+    if o.kind >= LP_DEPOSIT:
+        # the pool value reads every market's price: each must be fresh and newer
+        if o.kind == LP_DEPOSIT and staticcall vault.paused():
+            return PENDING, VAULT_PAUSED, 0
+        waits: uint256 = 0
+        why: uint256 = 0
+        waits, why = self._lp_prices_wait(o.price_floor)
+        return waits, why, 0
     increase: bool = o.kind <= LIMIT_INCREASE
     status: uint256 = staticcall perp.market_status(o.market)
     if increase and o.size_delta != 0:
@@ -594,6 +675,81 @@ def _precheck(o: Order, is_keeper: bool) -> (uint256, uint256, uint256):
             return CANCELLED, PRICE_NOT_ACCEPTABLE, price
         return PENDING, PRICE_NOT_ACCEPTABLE, price
     return EXECUTED, 0, price
+
+
+@internal
+@view
+def _lp_prices_wait(price_floor: uint256) -> (uint256, uint256):
+    # (PENDING, why) while a market that is not settled has no fresh price observed after
+    # `price_floor`, else (EXECUTED, 0)
+    count: uint256 = staticcall IOracleMarkets(oracle.address).market_count()
+    for market: uint256 in range(1, MAX_MARKETS + 1):
+        if market > count:
+            break
+        if not staticcall perp.is_market(market) or staticcall perp.market_status(market) == SETTLED:
+            continue
+        if staticcall oracle.is_stale(market):
+            return PENDING, PRICE_STALE
+        if staticcall oracle.price_timestamp(market) <= price_floor:
+            return PENDING, PRICE_NOT_NEWER
+    return EXECUTED, 0
+
+
+@internal
+@view
+def _lp_floor() -> uint256:
+    # an LP order needs prices observed after it, and after every price already stored, in
+    # every market it will read
+    newest: uint256 = block.timestamp
+    count: uint256 = staticcall IOracleMarkets(oracle.address).market_count()
+    for market: uint256 in range(1, MAX_MARKETS + 1):
+        if market > count:
+            break
+        if staticcall perp.is_market(market):
+            newest = max(newest, staticcall oracle.price_timestamp(market))
+    return newest
+
+
+@internal
+def _store_lp(kind: uint256, amount: uint256, shares: uint256, min_out: uint256, execution_fee: uint256) -> uint256:
+    # record and log an LP order of the caller's (market 0, short side: unused)
+    order_id: uint256 = self.next_order_id
+    self.next_order_id = order_id + 1
+    price_floor: uint256 = self._lp_floor()
+    self._orders[order_id] = [
+        convert(msg.sender, uint256) | (kind << O_KIND) | (block.timestamp << O_PLACED) | (price_floor << O_FLOOR),
+        shares | (amount << W_COLLATERAL),
+        min_out | (execution_fee << W_FEE),
+    ]
+    log OrderCreated(
+        order_id=order_id,
+        owner=msg.sender,
+        market=0,
+        kind=kind,
+        is_long=False,
+        collateral_delta=amount,
+        size_delta=shares,
+        acceptable_price=min_out,
+        trigger_price=0,
+        execution_fee=execution_fee,
+        placed_at=block.timestamp,
+        price_floor=price_floor,
+    )
+    return order_id
+
+
+@internal
+@view
+def _check_fee(execution_fee: uint256):
+    assert execution_fee >= self.min_execution_fee, "orders: fee below min"
+    assert execution_fee <= MAX_FEE, "orders: fee too large"
+
+
+@internal
+@pure
+def _is_market_order(kind: uint256) -> bool:
+    # filled at the next price or not at all: market orders and LP orders
+    return kind == MARKET_INCREASE or kind == MARKET_DECREASE or kind >= LP_DEPOSIT
 
 
 @internal
@@ -651,7 +807,8 @@ def _cancel(order_id: uint256, o: Order, code: uint256, credit: bool, fee_receiv
 def _refund(order_id: uint256, o: Order, code: uint256, credit: bool, fee_receiver: address):
     # the order is already deleted: log, then return the escrow (the fee is paid by the
     # caller's batch credit when fee_receiver is set)
-    refund: uint256 = o.collateral_delta if o.kind <= LIMIT_INCREASE else 0
+    refund: uint256 = o.collateral_delta if o.kind <= LIMIT_INCREASE or o.kind == LP_DEPOSIT else 0
+    shares: uint256 = o.size_delta if o.kind == LP_REDEEM else 0
     fee_paid: uint256 = o.execution_fee
     if fee_receiver == empty(address):
         refund += o.execution_fee
@@ -666,7 +823,11 @@ def _refund(order_id: uint256, o: Order, code: uint256, credit: bool, fee_receiv
         refund=refund,
         fee_receiver=fee_receiver,
         fee_paid=fee_paid,
+        shares_refund=shares,
     )
+    if shares != 0:
+        # LP shares are the Vault's ledger: moving them back calls nobody else
+        extcall vault.transfer(o.owner, shares)
     if refund == 0:
         return
     if credit:
@@ -741,7 +902,7 @@ def _only_admin():
 
 
 @internal
-@pure
+@view
 def _reason(code: uint256) -> String[40]:
     # Perp's refusals (its REFUSED_* codes, same order and words), then the order book's
     if code == 1:
@@ -794,4 +955,6 @@ def _reason(code: uint256) -> String[40]:
         return "orders: market settled"
     if code == BY_OWNER:
         return "orders: cancelled by owner"
+    if code >= VAULT_CODES:
+        return staticcall vault.lp_reason(code)
     return "orders: unknown reason"

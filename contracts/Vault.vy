@@ -11,9 +11,12 @@
         - insurance_amount   the insurance fund (not part of LP value)
         - claimable_amount   fees owed to keepers, each claims its own (`claim`)
         LPs `deposit` and `redeem` at the pool value that Perp reports through its
-        `pool_value(maximize)` view; authorised protocol contracts (Perp, and any contract
-        later split off from it) move money only through `settle`, whose flows must
-        balance, so no controller can create or destroy money.
+        `pool_value(maximize)` view: directly, or (always, once `lp_orders_only` is set)
+        through the OrderBook's LP orders, which fill only at prices observed after the
+        request, so nobody can deposit or redeem at a price they know is about to change.
+        Authorised protocol contracts (Perp, the OrderBook) move money only through
+        `settle`, whose flows must balance, so no controller can create or destroy money,
+        and fill LP orders through `deposit_escrowed` / `redeem_escrowed`.
 @dev Units: token amounts in the collateral token's decimals (6 to 18); pool values in
      WAD USD, the stablecoin valued at $1; LP shares have 18 decimals and the first share
      is worth $1. Rounding favours the pool: shares minted and amounts paid round down,
@@ -50,6 +53,21 @@ MIN_FIRST_DEPOSIT: constant(uint256) = 10**18  # WAD USD: $1
 DEAD_ADDRESS: constant(address) = 0x000000000000000000000000000000000000dEaD
 HALF: constant(uint256) = 128  # buckets are packed two to a slot, 128 bits each
 MASK_128: constant(uint256) = 2**128 - 1
+# the LP flags word
+PAUSED_BIT: constant(uint256) = 1  # deposits refused
+ORDERS_ONLY_BIT: constant(uint256) = 2  # direct deposit and redeem refused: LP orders only
+
+# why an LP flow is refused: the codes `deposit_escrowed` / `redeem_escrowed` return (the
+# OrderBook names them with the same words the direct calls revert with, `lp_reason`)
+LP_PAUSED: constant(uint256) = 48
+LP_FIRST_DEPOSIT_TOO_SMALL: constant(uint256) = 49
+LP_POOL_VALUE_ZERO: constant(uint256) = 50
+LP_ZERO_SHARES: constant(uint256) = 51
+LP_SLIPPAGE: constant(uint256) = 52
+LP_DILUTES: constant(uint256) = 53
+LP_ZERO_AMOUNT: constant(uint256) = 54
+LP_RESERVED: constant(uint256) = 55
+LP_BEYOND_SHARE: constant(uint256) = 56
 
 # ---------------------------------------------------------------- immutables
 
@@ -87,7 +105,7 @@ last_deposit_at: public(HashMap[address, uint256])  # s
 # receiver => depositor => may deposit for the receiver (and so start its cooldown)
 depositor_approved: public(HashMap[address, HashMap[address, bool]])
 pauser: public(address)  # may pause deposits (the Configurator), besides the admin
-paused: public(bool)  # deposits refused; redemptions stay open
+_lp_flags: uint256  # PAUSED_BIT | ORDERS_ONLY_BIT (one slot: a deposit reads both)
 insurance_target: public(uint256)  # token units the insurance fund keeps before withdrawals
 
 # ---------------------------------------------------------------- events
@@ -145,6 +163,9 @@ event PausedSet:
     account: indexed(address)
     paused: bool
 
+event LpOrdersOnlySet:
+    enabled: bool
+
 event ControllerSet:
     controller: indexed(address)
     allowed: bool
@@ -198,10 +219,11 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
             Starts the receiver's cooldown, so depositing for another receiver needs its
             approval (`approve_depositor`): nobody can lock an LP's shares with dust.
             Refused while paused ("vault: paused"); redemptions never are. Refused
-            ("vault: deposit would dilute") if the deposit would lower the share price,
-            which happens only while traders' net profit is over Perp's
-            `max_pnl_factor_bps` of the pool: the counted liability then grows with the
-            pool amount.
+            ("vault: LP orders only") once `lp_orders_only` is set: deposits then go
+            through the OrderBook (`create_deposit_order`). Refused ("vault: deposit would
+            dilute") if the deposit would lower the share price, which happens only while
+            traders' net profit is over Perp's `max_pnl_factor_bps` of the pool: the
+            counted liability then grows with the pool amount.
     @param amount Token units, pulled from the caller (approve the Vault first).
     @param min_shares Revert "vault: slippage" below this many shares.
     @param receiver Who gets the shares.
@@ -209,34 +231,15 @@ def deposit(amount: uint256, min_shares: uint256, receiver: address) -> uint256:
     """
     assert amount != 0, "vault: zero amount"
     assert receiver != empty(address), "vault: zero receiver"
-    assert not self.paused, "vault: paused"
+    flags: uint256 = self._lp_flags
+    assert flags & PAUSED_BIT == 0, "vault: paused"
+    assert flags & ORDERS_ONLY_BIT == 0, "vault: LP orders only"
     assert receiver == msg.sender or self.depositor_approved[receiver][msg.sender], "vault: depositor not approved"
-    fee: uint256 = math.bps_of(amount, self.mint_fee_bps, True)  # fee rounds up
-    net_wad: uint256 = (amount - fee) * token_scale
-    supply: uint256 = self.totalSupply
+    code: uint256 = 0
     shares: uint256 = 0
-    value: uint256 = 0
-    if supply == 0:
-        assert net_wad >= MIN_FIRST_DEPOSIT, "vault: first deposit too small"
-        shares = net_wad - DEAD_SHARES
-        self._mint(DEAD_ADDRESS, DEAD_SHARES)
-    else:
-        value = self._pool_value(True)
-        assert value != 0, "vault: pool value zero"
-        shares = math.mul_div(net_wad, supply, value, False)  # shares round down
-    assert shares != 0, "vault: zero shares"
-    assert shares >= min_shares, "vault: slippage"
-
-    self._add_pool(amount)
-    self.last_deposit_at[receiver] = block.timestamp
-    self._mint(receiver, shares)
-    if supply != 0:
-        # the share price may not fall: value after x supply before >= value x supply after
-        # (exact without the pnl cap; while it binds, the cap grows with the pool amount)
-        after: uint256 = self._pool_value(True)
-        assert after * supply >= value * (supply + shares), "vault: deposit would dilute"
-    log Deposit(sender=msg.sender, receiver=receiver, amount=amount, fee=fee, shares=shares)
-
+    code, shares = self._deposit(msg.sender, amount, min_shares, receiver, False)
+    if code != 0:
+        raise self._lp_reason(code)
     self._pull(msg.sender, amount)
     return shares
 
@@ -246,11 +249,13 @@ def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
     """
     @notice Burn `shares` for tokens priced at the pool's min value (so less paid out),
             less the burn fee, which stays in the pool. Refused during the caller's
-            cooldown, when it would take the pool below the reserved amount, and
-            ("vault: redeem beyond its share") when it would raise the remaining LPs'
-            share price by more than its fee and rounding, which happens only while
-            traders' net profit is over the pnl cap (the redeemer would leave with a
-            share of a value that ignores the profit above the cap).
+            cooldown, when it would take the pool below the reserved amount, once
+            `lp_orders_only` is set ("vault: LP orders only": redeem through the
+            OrderBook's `create_redeem_order`), and ("vault: redeem beyond its share") when
+            it would raise the remaining LPs' share price by more than its fee and
+            rounding, which happens only while traders' net profit is over the pnl cap
+            (the redeemer would leave with a share of a value that ignores the profit
+            above the cap).
     @param shares LP shares of the caller to burn.
     @param min_amount Revert "vault: slippage" below this many tokens paid.
     @param receiver Who gets the tokens.
@@ -258,29 +263,14 @@ def redeem(shares: uint256, min_amount: uint256, receiver: address) -> uint256:
     """
     assert shares != 0, "vault: zero shares"
     assert receiver != empty(address), "vault: zero receiver"
+    assert self._lp_flags & ORDERS_ONLY_BIT == 0, "vault: LP orders only"
     self._check_cooldown(msg.sender)
     assert shares <= self.balanceOf[msg.sender], "vault: insufficient shares"
-    value: uint256 = self._pool_value(False)
-    # amounts paid round down, twice: shares -> WAD, WAD -> token units
-    gross: uint256 = math.mul_div(shares, value, self.totalSupply, False) // token_scale
-    fee: uint256 = math.bps_of(gross, self.burn_fee_bps, True)  # fee rounds up
-    amount: uint256 = gross - fee
-    assert amount != 0, "vault: zero amount"
-    assert amount >= min_amount, "vault: slippage"
-    packed: uint256 = self._pool_collateral
-    pool: uint256 = packed & MASK_128
-    assert amount <= pool and pool - amount >= self._insurance_reserved >> HALF, "vault: reserved"
-
-    self._pool_collateral = packed - amount  # the pool is the low half: no borrow
-    supply: uint256 = self.totalSupply
-    self._burn(msg.sender, shares)
-    # the remaining share price may rise by the fee and the rounding of `gross` only:
-    # (value after x supply before - value x supply after) <= supply x (fee + 1) x scale
-    # (exact without the pnl cap; while it binds, the cap shrinks with the pool amount)
-    after: uint256 = self._pool_value(False)
-    assert after * supply <= value * (supply - shares) + supply * (fee + 1) * token_scale, "vault: redeem beyond its share"
-    log Redeem(sender=msg.sender, receiver=receiver, shares=shares, amount=amount, fee=fee)
-
+    code: uint256 = 0
+    amount: uint256 = 0
+    code, amount = self._redeem(msg.sender, shares, min_amount, receiver, False)
+    if code != 0:
+        raise self._lp_reason(code)
     self._push(receiver, amount)
     return amount
 
@@ -363,6 +353,50 @@ def settle(s: settlement.Settlement):
         self._pull(s.account_in, s.amount_in)
     if s.amount_out != 0:
         self._push(s.account_out, s.amount_out)
+
+
+@external
+def deposit_escrowed(owner: address, amount: uint256, min_shares: uint256) -> (uint256, uint256):
+    """
+    @notice Fill an LP deposit order: `amount` token units already in the escrow bucket
+            (escrowed by the order) join the pool for shares minted to `owner`, priced and
+            checked exactly as `deposit` (max pool value, mint fee, first-deposit minimum,
+            slippage, no dilution), and starting `owner`'s cooldown. Controllers only (the
+            OrderBook, which fills it only at prices observed after the order).
+    @dev Returns a refusal instead of reverting, nothing changed, so an order batch never
+         depends on catching a revert: (0, shares) or (an LP_* code, 0); `lp_reason`
+         names the codes.
+    """
+    assert self.controllers[msg.sender], "vault: not controller"
+    if self._lp_flags & PAUSED_BIT != 0:
+        return LP_PAUSED, 0
+    return self._deposit(owner, amount, min_shares, owner, True)
+
+
+@external
+def redeem_escrowed(owner: address, shares: uint256, min_amount: uint256) -> (uint256, uint256):
+    """
+    @notice Fill an LP redeem order: burn `shares` held by the caller (taken from `owner`
+            by `take_shares` when the order was placed) and credit `owner` the tokens
+            (`claim` pays them), priced and checked exactly as `redeem` (min pool value,
+            burn fee, slippage, reserved amount, no more than its share). Controllers only.
+    @dev Returns a refusal instead of reverting, nothing changed: (0, token units
+         credited) or (an LP_* code, 0). The caller keeps the shares on a refusal.
+    """
+    assert self.controllers[msg.sender], "vault: not controller"
+    assert shares <= self.balanceOf[msg.sender], "vault: insufficient shares"
+    return self._redeem(msg.sender, shares, min_amount, owner, True)
+
+
+@external
+def take_shares(owner: address, shares: uint256):
+    """
+    @notice Move `shares` of `owner`'s to the caller, the escrow of an LP redeem order;
+            refused during `owner`'s cooldown and beyond its balance, as a transfer would
+            be. Controllers only (the OrderBook, for the owner who places the order).
+    """
+    assert self.controllers[msg.sender], "vault: not controller"
+    self._transfer(owner, msg.sender, shares)
 
 
 # ---------------------------------------------------------------- views
@@ -465,6 +499,36 @@ def is_solvent() -> bool:
     return staticcall IERC20(token).balanceOf(self) >= self._total_owed()
 
 
+@view
+@external
+def paused() -> bool:
+    """
+    @notice True while LP deposits are refused (direct and by order); redemptions never are.
+    """
+    return self._lp_flags & PAUSED_BIT != 0
+
+
+@view
+@external
+def lp_orders_only() -> bool:
+    """
+    @notice True when LPs deposit and redeem only through the OrderBook's LP orders
+            (filled at a price observed after the request); direct calls revert "vault: LP
+            orders only".
+    """
+    return self._lp_flags & ORDERS_ONLY_BIT != 0
+
+
+@pure
+@external
+def lp_reason(code: uint256) -> String[40]:
+    """
+    @notice The words of an LP refusal code returned by `deposit_escrowed` and
+            `redeem_escrowed`: the reasons the direct `deposit` and `redeem` revert with.
+    """
+    return self._lp_reason(code)
+
+
 # ---------------------------------------------------------------- LP share ERC-20
 
 
@@ -557,8 +621,22 @@ def set_paused(paused: bool):
             settlements and insurance top-ups are never paused.
     """
     assert msg.sender == self.admin or msg.sender == self.pauser, "vault: not pauser"
-    self.paused = paused
+    flags: uint256 = self._lp_flags & ~PAUSED_BIT
+    self._lp_flags = flags | PAUSED_BIT if paused else flags
     log PausedSet(account=msg.sender, paused=paused)
+
+
+@external
+def set_lp_orders_only(enabled: bool):
+    """
+    @notice Accept LP deposits and redeems only through the OrderBook's LP orders
+            (`enabled`), or directly too. Admin only. With it on, nobody can deposit ahead
+            of a price push they know of and redeem after it (or the reverse).
+    """
+    self._only_admin()
+    flags: uint256 = self._lp_flags & ~ORDERS_ONLY_BIT
+    self._lp_flags = flags | ORDERS_ONLY_BIT if enabled else flags
+    log LpOrdersOnlySet(enabled=enabled)
 
 
 @external
@@ -629,6 +707,112 @@ def accept_admin():
 
 
 # ---------------------------------------------------------------- internals
+
+
+@internal
+def _deposit(payer: address, amount: uint256, min_shares: uint256, receiver: address, escrowed: bool) -> (uint256, uint256):
+    # price, mint and book a deposit of `amount` (pulled from `payer` by the caller after
+    # this, or already in escrow): (0, shares), or (a refusal code, 0) with nothing changed
+    fee: uint256 = math.bps_of(amount, self.mint_fee_bps, True)  # fee rounds up
+    net_wad: uint256 = (amount - fee) * token_scale
+    supply: uint256 = self.totalSupply
+    shares: uint256 = 0
+    value: uint256 = 0
+    if supply == 0:
+        if net_wad < MIN_FIRST_DEPOSIT:
+            return LP_FIRST_DEPOSIT_TOO_SMALL, 0
+        shares = net_wad - DEAD_SHARES
+    else:
+        value = self._pool_value(True)
+        if value == 0:
+            return LP_POOL_VALUE_ZERO, 0
+        shares = math.mul_div(net_wad, supply, value, False)  # shares round down
+    if shares == 0:
+        return LP_ZERO_SHARES, 0
+    if shares < min_shares:
+        return LP_SLIPPAGE, 0
+
+    packed: uint256 = self._pool_collateral
+    self._add_pool(amount)
+    if supply != 0:
+        # the share price may not fall: value after x supply before >= value x supply after
+        # (exact without the pnl cap; while it binds, the cap grows with the pool amount)
+        after: uint256 = self._pool_value(True)
+        if after * supply < value * (supply + shares):
+            self._pool_collateral = packed
+            return LP_DILUTES, 0
+    if escrowed:
+        ec: uint256 = self._escrow_claimable
+        self._escrow_claimable = self._apply(ec & MASK_128, -convert(amount, int256)) | (ec & (MASK_128 << HALF))
+    if supply == 0:
+        self._mint(DEAD_ADDRESS, DEAD_SHARES)
+    self.last_deposit_at[receiver] = block.timestamp
+    self._mint(receiver, shares)
+    log Deposit(sender=payer, receiver=receiver, amount=amount, fee=fee, shares=shares)
+    return 0, shares
+
+
+@internal
+def _redeem(holder: address, shares: uint256, min_amount: uint256, receiver: address, credit: bool) -> (uint256, uint256):
+    # price and book the burn of `holder`'s `shares`: the amount is paid to `receiver` by
+    # the caller after this (a direct redeem) or, with `credit` (an order's, the holder
+    # being the OrderBook), credited to it. (0, amount), or (a refusal code, 0) with
+    # nothing changed
+    value: uint256 = self._pool_value(False)
+    supply: uint256 = self.totalSupply
+    # amounts paid round down, twice: shares -> WAD, WAD -> token units
+    gross: uint256 = math.mul_div(shares, value, supply, False) // token_scale
+    fee: uint256 = math.bps_of(gross, self.burn_fee_bps, True)  # fee rounds up
+    amount: uint256 = gross - fee
+    if amount == 0:
+        return LP_ZERO_AMOUNT, 0
+    if amount < min_amount:
+        return LP_SLIPPAGE, 0
+    packed: uint256 = self._pool_collateral
+    pool: uint256 = packed & MASK_128
+    if amount > pool or pool - amount < self._insurance_reserved >> HALF:
+        return LP_RESERVED, 0
+
+    self._pool_collateral = packed - amount  # the pool is the low half: no borrow
+    # the remaining share price may rise by the fee and the rounding of `gross` only:
+    # (value after x supply before - value x supply after) <= supply x (fee + 1) x scale
+    # (exact without the pnl cap; while it binds, the cap shrinks with the pool amount)
+    after: uint256 = self._pool_value(False)
+    if after * supply > value * (supply - shares) + supply * (fee + 1) * token_scale:
+        self._pool_collateral = packed
+        return LP_BEYOND_SHARE, 0
+    self._burn(holder, shares)
+    if credit:
+        # an order's redeem: the tokens stay in the Vault, owed to the LP (`claim`)
+        self.claimable[receiver] += amount
+        ec: uint256 = self._escrow_claimable
+        self._escrow_claimable = (ec & MASK_128) | (self._apply(ec >> HALF, convert(amount, int256)) << HALF)
+    log Redeem(sender=receiver if credit else holder, receiver=receiver, shares=shares, amount=amount, fee=fee)
+    return 0, amount
+
+
+@internal
+@pure
+def _lp_reason(code: uint256) -> String[40]:
+    if code == LP_PAUSED:
+        return "vault: paused"
+    if code == LP_FIRST_DEPOSIT_TOO_SMALL:
+        return "vault: first deposit too small"
+    if code == LP_POOL_VALUE_ZERO:
+        return "vault: pool value zero"
+    if code == LP_ZERO_SHARES:
+        return "vault: zero shares"
+    if code == LP_SLIPPAGE:
+        return "vault: slippage"
+    if code == LP_DILUTES:
+        return "vault: deposit would dilute"
+    if code == LP_ZERO_AMOUNT:
+        return "vault: zero amount"
+    if code == LP_RESERVED:
+        return "vault: reserved"
+    if code == LP_BEYOND_SHARE:
+        return "vault: redeem beyond its share"
+    return "vault: unknown reason"
 
 
 @internal

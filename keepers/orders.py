@@ -47,6 +47,7 @@ from keepers.decide.orders import (
     Status,
     available,
     isolate,
+    markets_of,
     park,
     plan_batches,
     select_for_push,
@@ -282,7 +283,9 @@ class OrderKeeper:
             return None, []
         orders = {i: self.book.orders[i].order for i in waiting if i in self.book.orders}
         ids_of = dict(self.chain.deployment.markets)  # name -> market id
-        names = sorted(n for n, m in ids_of.items() if m in {o.market for o in orders.values()})
+        every = frozenset(ids_of.values())
+        wanted = frozenset().union(*(markets_of(o, every) for o in orders.values()))
+        names = sorted(n for n, m in ids_of.items() if m in wanted)
         if not names:
             return None, []
         plan, _now = self.prices.plan_now(names, force_reason=f"{len(orders)} order(s) wait for a newer price")
@@ -290,10 +293,10 @@ class OrderKeeper:
             return None, []
         last: Push = plan.pushes[-1]
         prices = {ids_of[n]: p for n, p in last.prices.items()}
-        chosen = select_for_push(orders, list(orders), prices, last.observed_at)
+        chosen = select_for_push(orders, list(orders), prices, last.observed_at, every)
         if not chosen:
             return None, []
-        needed = {orders[i].market for i in chosen}
+        needed = frozenset().union(*(markets_of(orders[i], every) for i in chosen))
         steps = []
         for push in plan.pushes:
             kept = {ids_of[n]: p for n, p in push.prices.items() if ids_of[n] in needed}

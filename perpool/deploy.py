@@ -61,6 +61,7 @@ def deploy_protocol(
     seed_prices: bool = True,
     chain: Any = None,
     direct_fills: bool = True,
+    direct_lp: bool = True,
 ) -> Protocol:
     """Deploy Oracle, Vault, Configurator, Perp, RiskEngine, PerpReader, OrderBook and one
     OracleFeed per market; register the markets in the Oracle and (through the
@@ -69,7 +70,8 @@ def deploy_protocol(
     bounds max_jump_bps by the markets' max leverage), the RiskEngine Perp's deleverager and
     the OrderBook Perp's order book and an Oracle updater; authorise `updaters` as price
     pushers and order keepers and, with `seed_prices`, push a first price per market.
-    Without `direct_fills` every market trades through the OrderBook only."""
+    Without `direct_fills` every market trades through the OrderBook only; without
+    `direct_lp` LPs deposit and redeem through its LP orders only (`lp_orders_only`)."""
     markets = dict(params.LOCAL_MARKETS if markets is None else markets)
     config = dict(params.ORACLE_CONFIG if oracle_config is None else oracle_config)
     start_block = chain.blocks.head.number + 1 if chain is not None else 0
@@ -103,6 +105,8 @@ def deploy_protocol(
     vault.set_pauser(configurator.address, sender=deployer)
     if not direct_fills:
         configurator.set_new_markets_direct_fills(False, sender=deployer)
+    if not direct_lp:
+        vault.set_lp_orders_only(True, sender=deployer)
     for name in ids:
         configurator.add_market(
             ids[name],
@@ -177,7 +181,8 @@ def deploy_network(
 
     On a local network (chain id 31337) it also deploys a test stablecoin, makes the
     deployer a price updater and order keeper and seeds the markets' first prices. Off a
-    local network direct fills are switched off: every trade goes through the OrderBook.
+    local network direct fills and direct LP flows are switched off: every trade, deposit
+    and redeem goes through the OrderBook.
     """
     from ape import accounts, chain, networks, project
 
@@ -207,6 +212,7 @@ def deploy_network(
         seed_prices=local,
         chain=chain,
         direct_fills=local,
+        direct_lp=local,
     )
     network_name = networks.provider.network.name
     record = Deployment(

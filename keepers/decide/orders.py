@@ -10,7 +10,9 @@ the answers into work, packs the work into batches, and handles the failures:
 - `decided_by_push`: whether pushing a price would let the batch decide an order: the
   observation must be newer than the order's price floor, and a trigger order's trigger
   and acceptable price must hold at it (a market order is decided by any newer price:
-  filled, or cancelled when its acceptable price is not met);
+  filled, or cancelled when its acceptable price is not met); an LP order (deposit or
+  redeem) prices the whole pool, so only a push of every market decides it
+  (`markets_of`);
 - `plan_batches`: at most `MAX_BATCH` (64) orders per transaction, the push first;
 - `isolate`: a batch whose call reverts is bisected until every part passes or is a single
   order that fails alone, which is parked with an exponential backoff (`backoff_s`), so
@@ -28,14 +30,17 @@ from typing import Callable, Iterable, Mapping, Sequence
 MAX_BATCH = 64  # OrderBook.execute_orders takes at most this many ids
 
 # order kinds
-MARKET_INCREASE, LIMIT_INCREASE, MARKET_DECREASE, TAKE_PROFIT, STOP_LOSS = range(5)
-KIND_NAMES = ("market_increase", "limit_increase", "market_decrease", "take_profit", "stop_loss")
+MARKET_INCREASE, LIMIT_INCREASE, MARKET_DECREASE, TAKE_PROFIT, STOP_LOSS, LP_DEPOSIT, LP_REDEEM = range(7)
+KIND_NAMES = (
+    "market_increase", "limit_increase", "market_decrease", "take_profit", "stop_loss",
+    "lp_deposit", "lp_redeem",
+)
 
 # what `order_status` (and a batch) does with an order
 PENDING, EXECUTED, CANCELLED = range(3)
 OUTCOME_NAMES = ("pending", "executed", "cancelled")
 
-# reason codes: 1-16 are Perp's refusals, 32 and up the order book's
+# reason codes: 1-16 are Perp's refusals, 32-47 the order book's, 48 and up the Vault's
 NOT_FOUND = 32
 TOO_EARLY = 33  # not a keeper, and the order's timeout has not passed
 EXPIRED = 34
@@ -45,6 +50,7 @@ TRIGGER_NOT_MET = 37
 PRICE_NOT_ACCEPTABLE = 38
 MARKET_SETTLED = 39
 BY_OWNER = 40
+VAULT_PAUSED = 48  # an LP deposit order waits out a Vault pause
 
 #: pending reasons a fresh push can end (whether it does is `decided_by_push`'s question)
 PRICE_WAITS = frozenset({PRICE_STALE, PRICE_NOT_NEWER, TRIGGER_NOT_MET, PRICE_NOT_ACCEPTABLE})
@@ -59,6 +65,15 @@ REASON_NAMES = {
     PRICE_NOT_ACCEPTABLE: "price_not_acceptable",
     MARKET_SETTLED: "market_settled",
     BY_OWNER: "by_owner",
+    VAULT_PAUSED: "vault_paused",
+    49: "vault_first_deposit_too_small",
+    50: "vault_pool_value_zero",
+    51: "vault_zero_shares",
+    52: "vault_slippage",
+    53: "vault_deposit_would_dilute",
+    54: "vault_zero_amount",
+    55: "vault_reserved",
+    56: "vault_redeem_beyond_its_share",
 }
 
 
@@ -70,8 +85,8 @@ class Order:
     """What the keeper knows of a pending order from its events."""
 
     order_id: int
-    market: int
-    kind: int  # MARKET_INCREASE .. STOP_LOSS
+    market: int  # 0 for LP orders
+    kind: int  # MARKET_INCREASE .. LP_REDEEM
     is_long: bool
     acceptable_price: int  # WAD, the worst fill accepted
     trigger_price: int  # WAD; 0 for market orders
@@ -86,8 +101,19 @@ class Status:
     code: int  # the reason (0 for a fill)
 
 
+def is_lp(kind: int) -> bool:
+    return kind >= LP_DEPOSIT
+
+
 def is_market_order(kind: int) -> bool:
-    return kind in (MARKET_INCREASE, MARKET_DECREASE)
+    """Filled at the next price or not at all (LP orders too)."""
+    return kind in (MARKET_INCREASE, MARKET_DECREASE) or is_lp(kind)
+
+
+def markets_of(order: Order, every_market: Iterable[int]) -> frozenset[int]:
+    """The markets whose newer price the order needs: its own, or for an LP order every
+    market (the pool value reads them all)."""
+    return frozenset(every_market) if is_lp(order.kind) else frozenset((order.market,))
 
 
 def is_increase(kind: int) -> bool:
@@ -158,14 +184,26 @@ def triage(statuses: Mapping[int, Status]) -> Triage:
 
 
 def select_for_push(
-    orders: Mapping[int, Order], ids: Iterable[int], prices: Mapping[int, int], observed_at: int
+    orders: Mapping[int, Order],
+    ids: Iterable[int],
+    prices: Mapping[int, int],
+    observed_at: int,
+    every_market: Iterable[int] = (),
 ) -> list[int]:
     """Of `ids` (orders waiting for a price), the ones a push of `prices` (market id ->
-    WAD) observed at `observed_at` would decide, oldest first."""
+    WAD) observed at `observed_at` would decide, oldest first. An LP order needs every
+    market of `every_market` in the push."""
+    every = frozenset(every_market)
     out = []
     for order_id in sorted(ids):
         order = orders.get(order_id)
-        if order is None or order.market not in prices:
+        if order is None:
+            continue
+        if is_lp(order.kind):
+            if every and every <= prices.keys() and observed_at > order.price_floor:
+                out.append(order_id)
+            continue
+        if order.market not in prices:
             continue
         if decided_by_push(order, prices[order.market], observed_at):
             out.append(order_id)

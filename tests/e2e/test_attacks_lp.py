@@ -11,7 +11,8 @@ Cases:
   test_attack__redeem_reserved_liquidity__refused_reserved
   test_attack__deposit_for_a_victim_to_lock_its_shares__refused_depositor_not_approved
   test_attack__lp_sandwich_of_a_price_push__redeem_and_share_transfer_refused_cooldown
-  test_attack__lp_deposit_before_a_known_price_push__not_profitable      (xfail: FINDING)
+  test_attack__lp_deposit_before_a_known_price_push__not_profitable
+  test_attack__lp_redeem_before_a_known_price_push__not_profitable
   test_attack__lp_deposit_and_redeem_around_the_pnl_cap__refused_dilute_and_beyond_share
   test_attack__trader_flash_lp_around_own_close__not_profitable
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 import pytest
 
 from attack_kit import (
-    Finding,
     assert_solvent,
     assert_unchanged,
     hold_time,
@@ -33,6 +33,8 @@ from attack_kit import (
 )
 from helpers import WAD, Env, build_env, close_position, elapse, open_position, pin, push_fresh
 from perpool.deploy import deploy_protocol
+from perpool.params import MIN_EXECUTION_FEE as FEE
+from perpool.prices import push_stepped
 
 SEED = 3_000 * WAD
 
@@ -158,34 +160,83 @@ def test_attack__lp_sandwich_of_a_price_push__redeem_and_share_transfer_refused_
     refused(env, people, "vault: cooldown", env.vault.transfer, other_lp, shares, sender=attacker)
 
 
-@pytest.mark.xfail(strict=True, raises=Finding, reason=(
-    "FINDING: LP deposits fill at once at the stored price (no two-step, no 'newer price' "
-    "rule): whoever knows the keeper's next price deposits before it and, after the "
-    "cooldown at an unchanged price, redeems more than it paid in; the existing LPs pay"
-))
-def test_attack__lp_deposit_before_a_known_price_push__not_profitable(env, attacker, trader):
+def push_all(env, eth_price: int) -> int:
+    """The keeper's push of every market (ETH at `eth_price`, the rest as stored), stepped
+    through the jump bound; the clock stays at the last push."""
+    prices = {m: env.oracle.price_data(m).price for m in env.markets.values()}
+    prices[env.eth] = eth_price
+    t = push_stepped(env.oracle, env.chain, env.keeper, prices)
+    pin(env, t)
+    return t
+
+
+def lp_orders_only(env) -> None:
+    """Direct trading and direct LP flows off: the deployment off a local network."""
+    for m in env.markets.values():
+        env.configurator.set_direct_fills(m, False, sender=env.configurator.admin())
+    env.vault.set_lp_orders_only(True, sender=env.vault.admin())
+
+
+def test_attack__lp_deposit_before_a_known_price_push__not_profitable(env, attacker, trader, lp, other_lp):
     """Traders hold $900k of longs in a $1M pool. The attacker sees ETH fall 3 % on an
-    exchange before the keeper pushes it (direct fills being off does not help: this is
-    the LP path), deposits $1M, and redeems once the cooldown is over, the price having
-    stayed where the push put it. Every amount is the Vault's formula at Perp's value."""
+    exchange before the keeper pushes it, and wants to deposit $1M at the pool value before
+    the push (the longs' loss is the pool's gain) and redeem after the cooldown. The direct
+    deposit is refused ("vault: LP orders only"); the deposit order fills only at prices
+    observed after it, so it buys its shares at the value after the push: no profit. (With
+    direct deposits it made ~$27k, paid by the LPs: the finding this closes.)"""
     push_fresh(env, env.eth, SEED)
     pin(env)
     open_position(env, trader, env.eth, True, env.usd(100_000), 900_000 * WAD)
-    env.configurator.set_direct_fills(env.eth, False, sender=env.configurator.admin())
-    start = wealth(env, attacker)
+    lp_orders_only(env)
+    people = [lp, attacker, trader, other_lp]
     deposit = env.usd(1_000_000)
-    shares, _ = quote_deposit(env, deposit)
-    assert env.vault.deposit(deposit, 0, attacker, sender=attacker).return_value == shares
+    refused(env, people, "vault: LP orders only", env.vault.deposit, deposit, 0, attacker, sender=attacker)
+    start = wealth(env, attacker)
+    before_push, _ = quote_deposit(env, deposit)  # what a direct deposit would have minted
+    oid = env.orders.create_deposit_order(deposit, 0, FEE, sender=attacker).return_value
     pushed = SEED * 97 // 100
-    push_fresh(env, env.eth, pushed)
+    push_all(env, pushed)
+    shares, _ = quote_deposit(env, deposit)
+    assert shares < before_push  # the pool gained the longs' loss before the shares were priced
+    assert env.orders.execute_orders([oid], env.keeper, sender=env.keeper).return_value == (1, 0)
+    assert env.vault.balanceOf(attacker) == shares
+
     after_cooldown(env, pushed)
     paid, _ = quote_redeem(env, shares)
-    assert env.vault.redeem(shares, 0, attacker, sender=attacker).return_value == paid
+    rid = env.orders.create_redeem_order(shares, 0, FEE, sender=attacker).return_value
+    push_all(env, pushed)
+    paid, _ = quote_redeem(env, shares)
+    assert env.orders.execute_orders([rid], env.keeper, sender=env.keeper).return_value == (1, 0)
+    assert env.vault.claimable(attacker) == paid
     assert_solvent(env)
     profit = wealth(env, attacker) - start
-    assert profit == paid - deposit
-    if profit > 0:
-        raise Finding(f"the attacker made {profit / env.unit:,.2f} USD on a {deposit / env.unit:,.0f} USD deposit")
+    assert profit == paid - deposit - 2 * FEE
+    assert profit < 0
+
+
+def test_attack__lp_redeem_before_a_known_price_push__not_profitable(env, lp, attacker, trader, other_lp):
+    """The mirror image: an LP sees ETH rise 3 % before the keeper pushes it (the longs'
+    profit is the pool's loss) and wants to leave at the value before the push. The direct
+    redeem is refused; the redeem order is priced after the push: it bears its share of the
+    loss like every other LP."""
+    push_fresh(env, env.eth, SEED)
+    pin(env)
+    open_position(env, trader, env.eth, True, env.usd(100_000), 900_000 * WAD)
+    after_cooldown(env)
+    lp_orders_only(env)
+    people = [lp, attacker, trader, other_lp]
+    shares = env.vault.balanceOf(lp) // 10
+    refused(env, people, "vault: LP orders only", env.vault.redeem, shares, 0, lp, sender=lp)
+    before_push, _ = quote_redeem(env, shares)  # what a direct redeem would have paid
+    oid = env.orders.create_redeem_order(shares, 0, FEE, sender=lp).return_value
+    pushed = SEED * 103 // 100
+    push_all(env, pushed)
+    paid, _ = quote_redeem(env, shares)
+    assert paid < before_push
+    tx = env.orders.execute_orders([oid], env.keeper, sender=env.keeper)
+    assert not tx.decode_logs(env.orders.OrderCancelled), tx.decode_logs(env.orders.OrderCancelled)[0].reason
+    assert env.vault.claimable(lp) == paid
+    assert_solvent(env)
 
 
 def test_attack__lp_deposit_and_redeem_around_the_pnl_cap__refused_dilute_and_beyond_share(env, lp, attacker, trader, other_lp):

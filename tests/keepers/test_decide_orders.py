@@ -15,6 +15,8 @@ from keepers.decide.orders import (
     EXECUTED,
     EXPIRED,
     LIMIT_INCREASE,
+    LP_DEPOSIT,
+    LP_REDEEM,
     MARKET_DECREASE,
     MARKET_INCREASE,
     MAX_BATCH,
@@ -35,7 +37,9 @@ from keepers.decide.orders import (
     backoff_s,
     buys,
     decided_by_push,
+    is_market_order,
     isolate,
+    markets_of,
     park,
     plan_batches,
     price_acceptable,
@@ -116,6 +120,23 @@ def test_select_for_push__only_markets_pushed_and_orders_decided__oldest_first()
     }
     chosen = select_for_push(orders, [5, 3, 4, 1, 9, 77], {ETH: 3_150 * WAD}, 1_500)
     assert chosen == [3, 5]  # 4 not triggered, 1 in another market, 9 too new, 77 unknown
+
+
+def test_lp_orders__need_a_push_of_every_market_newer_than_their_floor():
+    """An LP order prices the whole pool (OrderBook._lp_prices_wait): a push decides it only
+    when it carries every market, observed after the order's floor."""
+    orders = {
+        1: order(1, LP_DEPOSIT, False, acceptable=0, floor=1_000, market=0),
+        2: order(2, LP_REDEEM, False, acceptable=0, floor=1_000, market=0),
+        3: order(3, LP_DEPOSIT, False, acceptable=0, floor=2_000, market=0),
+    }
+    assert is_market_order(LP_DEPOSIT) and is_market_order(LP_REDEEM)
+    assert markets_of(orders[1], [ETH, BTC]) == {ETH, BTC}
+    assert markets_of(order(4, market=BTC), [ETH, BTC]) == {BTC}
+    both = {ETH: 3_000 * WAD, BTC: 60_000 * WAD}
+    assert select_for_push(orders, [1, 2, 3], both, 1_500, [ETH, BTC]) == [1, 2]  # 3 too new
+    assert select_for_push(orders, [1, 2, 3], {ETH: 3_000 * WAD}, 1_500, [ETH, BTC]) == []
+    assert select_for_push(orders, [1, 2, 3], both, 1_500) == []  # markets unknown: never guessed
 
 
 # ---------------------------------------------------------------- triage

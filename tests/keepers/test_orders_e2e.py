@@ -204,6 +204,37 @@ def test_orders__market_orders__filled_in_one_push_and_execute_with_the_refused_
     assert keeper.book.orders == {} and metrics.get("orders_pending") == 0
 
 
+def test_orders__lp_deposit_orders__filled_by_one_push_of_every_market_the_slippage_one_cancelled(
+    protocol, chain, traders, markets, fresh, settings, log, metrics, keeper_account
+):
+    """An LP order prices the whole pool: the keeper pushes every market (not only those of
+    trading orders) with it, observed after the orders, and the Vault's refusal (slippage)
+    cancels its order in the same batch, the amount credited back."""
+    eth, btc = markets
+    start = chain.blocks.head.number + 1
+    good = protocol.orders.create_deposit_order(10_000 * 10**6, 0, FEE, sender=traders[0]).return_value
+    picky = protocol.orders.create_deposit_order(10_000 * 10**6, 2**95, FEE, sender=traders[1]).return_value
+    floor = max(int(protocol.orders.get_order(i).price_floor) for i in (good, picky))
+    keeper, _source = order_keeper(settings, log, metrics, {"ETH": 3_006 * WAD, "BTC": 60_060 * WAD})
+    keeper.startup()
+    wait_past(chain, floor)
+    tick_until(keeper, lambda: not exists(protocol, good) and not exists(protocol, picky))
+
+    client = keeper.chain
+    executed, cancelled = executed_events(client, start), cancelled_events(client, start)
+    assert list(executed) == [good] and list(cancelled) == [picky]
+    refused = cancelled[picky]["args"]
+    assert (refused["reason_code"], refused["reason"], int(refused["refund"])) == (52, "vault: slippage", 10_000 * 10**6)
+    tx = executed[good]["transactionHash"]
+    assert cancelled[picky]["transactionHash"] == tx
+    pushed = {int(u["args"]["market"]) for u in price_updates(client, start) if u["transactionHash"] == tx}
+    assert pushed == {eth, btc}
+    deposits = [d for d in client.logs(client.vault.events.Deposit, start, client.head()) if d["transactionHash"] == tx]
+    assert [(d["args"]["sender"], int(d["args"]["amount"])) for d in deposits] == [(traders[0].address, 10_000 * 10**6)]
+    assert protocol.vault.balanceOf(traders[0]) == int(deposits[0]["args"]["shares"]) > 0
+    assert protocol.vault.claimable(traders[1]) == 10_000 * 10**6
+
+
 # ---------------------------------------------------------------- trigger orders
 
 

@@ -117,8 +117,8 @@ VAULT_SHARES_ROUND_UP = Variant(
         # the Vault's own share-price check would refuse the deposit first (see the next
         # variant): without it, the suite's dilution check is what must catch the rounding
         (
-            'assert after * supply >= value * (supply + shares), "vault: deposit would dilute"',
-            "pass  # VARIANT: the share-price check removed",
+            "if after * supply < value * (supply + shares):",
+            "if False:  # VARIANT: the share-price check removed",
         ),
     ),
     summary="Vault.deposit mints shares rounded up instead of down (rounding against the pool), "
