@@ -28,8 +28,9 @@
      Buckets are packed two to a slot (pool | collateral, insurance | reserved,
      escrow | claimable), 128 bits
      each; `settle` and deposits revert "vault: bucket overflow" beyond that.
-@custom:kill Set no controller (`set_controller(perp, False)`): trading stops settling,
-     while LPs can still redeem what is not reserved.
+@custom:kill Set no controller (`set_controller(perp, False)`, and the OrderBook's): trading
+     and order fills stop settling, while LPs can still redeem what is not reserved (turn
+     `lp_orders_only` off first: LP orders need the OrderBook as a controller).
 """
 
 from ethereum.ercs import IERC20

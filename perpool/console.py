@@ -5,7 +5,9 @@ namespace: oracle, vault, perp, token, configurator, risk, reader, orders, marke
 the helpers below. Amounts are in whole dollars and prices in dollars (floats are fine);
 markets by name ("ETH") or id. Where a market's direct fills are off, `open_position` and
 `close_position` place market orders and, on a devnet, push a newer price and execute
-them, so the same commands work on both kinds of network.
+them; where the Vault takes LP orders only, `deposit` and `redeem` do the same with LP
+orders (a newer price of every market), so the same commands work on both kinds of
+network.
 """
 
 from __future__ import annotations
@@ -83,13 +85,28 @@ class Console:
         self.token.approve(self.vault.address, MAX_UINT, sender=account)
 
     def deposit(self, account: Any, dollars: float) -> int:
-        """LP deposit; returns the shares minted (approve the Vault first, or `fund`)."""
-        return self.vault.deposit(self.tokens(dollars), 0, account, sender=account).return_value
+        """LP deposit; returns the shares minted (approve the Vault first, or `fund`). With
+        LP orders only, a deposit order: filled at once on a devnet (a newer price of every
+        market pushed first), else left to a keeper (returns 0)."""
+        amount = self.tokens(dollars)
+        if not self.vault.lp_orders_only():
+            return self.vault.deposit(amount, 0, account, sender=account).return_value
+        before = self.vault.balanceOf(account)
+        fee = self.orders.min_execution_fee()
+        self._fill_lp_order(self.orders.create_deposit_order(amount, 0, fee, sender=account).return_value)
+        return self.vault.balanceOf(account) - before
 
     def redeem(self, account: Any, shares: int | None = None) -> int:
-        """Redeem `shares` (all of the account's by default); returns tokens paid."""
+        """Redeem `shares` (all of the account's by default); returns tokens paid. With LP
+        orders only, a redeem order whose tokens are credited (`claim` them); filled at once
+        on a devnet, else left to a keeper (returns 0)."""
         shares = self.vault.balanceOf(account) if shares is None else shares
-        return self.vault.redeem(shares, 0, account, sender=account).return_value
+        if not self.vault.lp_orders_only():
+            return self.vault.redeem(shares, 0, account, sender=account).return_value
+        before = self.vault.claimable(account)
+        fee = self.orders.min_execution_fee()
+        self._fill_lp_order(self.orders.create_redeem_order(shares, 0, fee, sender=account).return_value)
+        return self.vault.claimable(account) - before
 
     def claim(self, account: Any) -> int:
         """Pay out what the Vault credited the account (order payouts, refunds, fees)."""
@@ -126,6 +143,17 @@ class Console:
             return tx
         self.push_price(m, self.price(m))  # a newer observation of the same price
         return self.orders.execute_orders([order_id], self._updater, sender=self._updater)
+
+    def _fill_lp_order(self, order_id: int) -> None:
+        if not self.local:
+            print(f"LP order {order_id} placed; a keeper fills it once every market has a newer price")
+            return
+        # a newer observation of every market at its stored price, then the fill
+        stored = {m: self.oracle.price_data(m).price for m in self.markets.values()}
+        push_stepped(self.oracle, self.chain, self._updater, stored)
+        tx = self.orders.execute_orders([order_id], self._updater, sender=self._updater)
+        for log in tx.decode_logs(self.orders.OrderCancelled):
+            raise RuntimeError(f"LP order {order_id} cancelled: {log.reason}")
 
     # ------------------------------------------------------------ prices
 

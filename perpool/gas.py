@@ -153,6 +153,24 @@ def measure(
         [eth], [price[eth]], chain.pending_timestamp, [order_id], keeper, sender=keeper
     )
     gas["push + execute"] = kept["push + execute"].gas_used
+
+    # LP orders: placed by an LP, filled by the keeper once every market has a newer price
+    # (other_lp's cooldown from the warm-up is long over; the push is not counted)
+    tick()
+    kept["LP redeem order create"] = p.orders.create_redeem_order(
+        p.vault.balanceOf(other_lp) // 2, 0, fee, sender=other_lp)
+    push(eth, btc)
+    tick()
+    kept["LP redeem order execute"] = p.orders.execute_orders(
+        [kept["LP redeem order create"].return_value], keeper, sender=keeper)
+    tick()
+    kept["LP deposit order create"] = p.orders.create_deposit_order(100_000 * unit, 0, fee, sender=lp)
+    push(eth, btc)
+    tick()
+    kept["LP deposit order execute"] = p.orders.execute_orders(
+        [kept["LP deposit order create"].return_value], keeper, sender=keeper)
+    for name in ("LP deposit order create", "LP deposit order execute", "LP redeem order create", "LP redeem order execute"):
+        gas[name] = kept[name].gas_used
     return gas
 
 

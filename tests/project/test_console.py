@@ -35,6 +35,11 @@ print("RATES", sorted(rates("BTC")))
 print("ORDERS_AT", orders.address == perpool.orders.address)
 open_position(me, "BTC", False, 2_000, 10_000)
 print("SHORT", position(me, "BTC", False)["size"])
+vault.set_lp_orders_only(True, sender=accounts.test_accounts[0])
+lp2 = accounts.test_accounts[4]
+fund(lp2, 10_000)
+before = orders.next_order_id()
+print("ORDER_DEPOSIT", deposit(lp2, 5_000) == vault.balanceOf(lp2) > 0, orders.next_order_id() == before + 1)
 """
 
 
@@ -87,6 +92,7 @@ def test_console__extras__trade_read_and_push_from_the_prompt(devnet_url):
     assert "RATES ['borrowing_per_hour', 'borrowing_per_year', 'funding_long_per_hour', 'funding_short_per_hour']" in out
     assert "ORDERS_AT True" in out
     assert "SHORT 10000.0" in out
+    assert "ORDER_DEPOSIT True True" in out  # LP orders only: the deposit went through an order
     assert "Traceback" not in out and "Error" not in out, out[-3000:]
 
 
