@@ -207,6 +207,10 @@ def deploy_standin(url: str) -> Deployment:
             protocol = deploy_protocol(
                 project, deployer, token, markets=params.LOCAL_MARKETS, updaters=(),
                 seed_prices=False, chain=chain, direct_fills=False,
+                # LP flows stay direct (a public deploy takes LP orders only): the fork suite
+                # deposits as an upstream deployed before LP orders would let it; LP orders
+                # are tested on the local chain (tests/unit/perp/test_lp_orders.py, e2e, keepers)
+                direct_lp=True,
             )
             protocol.oracle.set_updater(keeper, True, sender=deployer)
             protocol.orders.set_keeper(keeper, True, sender=deployer)

@@ -40,6 +40,7 @@ def test_deploy_network__local__wires_everything_and_writes_the_file(tmp_path, c
     assert vault.controllers(orders.address) and oracle.updaters(orders.address)
     assert orders.keepers(deployer.address) and orders.vault() == vault.address
     assert orders.min_execution_fee() == params.MIN_EXECUTION_FEE
+    assert not vault.lp_orders_only()  # a local devnet keeps direct LP flows on
     for name, market in data["markets"].items():
         assert perp.is_market(market)
         assert perp.direct_fills(market)  # a local devnet keeps direct fills on
