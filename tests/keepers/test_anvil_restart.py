@@ -103,6 +103,8 @@ def log_lines(path: Path) -> list[dict]:
 # ---------------------------------------------------------------- the scene (web3)
 
 
+STEP_GAS = 300_000  # gas for one stepped set_prices sent without estimation
+
 class Scene:
     """The deployed contracts through web3, sending from Anvil's unlocked dev accounts."""
 
@@ -135,12 +137,27 @@ class Scene:
         ts = max(int(time.time()), self.w3.eth.get_block("latest")["timestamp"] + 1, newest + 1)
         jump = self.oracle.functions.config().call()[4]  # max_jump_bps
         stored = {m: self.oracle.functions.price_data(m).call()[0] for m in prices}
-        # a move beyond the Oracle's jump bound is stepped through it, one push a second
-        receipt = None
-        for k, (markets, values) in enumerate(batches(stored, prices, jump)):
-            self.w3.provider.make_request("evm_setNextBlockTimestamp", [ts + k])
-            receipt = self.send(self.oracle.functions.set_prices(markets, values, ts + k), self.accounts[0])
-        return receipt
+        # a move beyond the Oracle's jump bound is stepped through it, one observation a
+        # second, every step in one block: a running keeper sees the move whole (between
+        # blocks it would liquidate the most levered positions before the scene is set)
+        calls = batches(stored, prices, jump)
+        if len(calls) == 1:
+            self.w3.provider.make_request("evm_setNextBlockTimestamp", [ts])
+            return self.send(self.oracle.functions.set_prices(*calls[0], ts), self.accounts[0])
+        self.w3.provider.make_request("evm_setAutomine", [False])
+        try:
+            hashes = [
+                self.oracle.functions.set_prices(markets, values, ts + k).transact(
+                    {"from": self.accounts[0], "gas": STEP_GAS})  # estimated, a step would see the stored price
+                for k, (markets, values) in enumerate(calls)
+            ]
+            self.w3.provider.make_request("evm_mine", [ts + len(calls) - 1])
+        finally:
+            self.w3.provider.make_request("evm_setAutomine", [True])
+        receipts = [self.w3.eth.wait_for_transaction_receipt(h, timeout=30) for h in hashes]
+        assert all(r["status"] == 1 for r in receipts), "a step of the push reverted"
+        assert len({r["blockNumber"] for r in receipts}) == 1
+        return receipts[-1]
 
     def open(self, trader: str, market: int, is_long: bool, collateral_usd: int, leverage: int) -> Key:
         self.send(self.perp.functions.increase_position(
