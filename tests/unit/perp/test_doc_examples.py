@@ -78,6 +78,7 @@ def test_doc_example__long_pays_borrowing_and_funding__short_receives(env, funde
     close_fee = ceil_div(ceil_div(10_000 * WAD * CFG["position_fee_bps"], BPS), scale)
     payout = long_pos.collateral + pnl - borrow_fee - funding_paid - close_fee
     balance = env.token.balanceOf(long_trader)
+    env.chain.pending_timestamp = start + HOUR  # the close in the push's second: no fee accrues past the hour
     tx = perp.decrease_position(eth, True, 0, 10_000 * WAD, 0, long_trader, sender=long_trader)
     event = tx.decode_logs(perp.PositionUpdate)[0]
     assert (event.pnl, event.borrow_fee, event.funding, event.position_fee) == (pnl, borrow_fee, -funding_paid, close_fee)
