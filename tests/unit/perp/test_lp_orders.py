@@ -355,3 +355,30 @@ def test_reason_names_every_vault_code(env):
         assert env.vault.lp_reason(code) == word
         assert env.orders.reason(code) == word
     assert env.vault.lp_reason(57) == "vault: unknown reason"
+
+
+def test_first_deposit_of_a_public_deploy_goes_through_an_order(project, deployer, keeper, depositor, receiver, chain):
+    """Off a local network the deploy takes LP orders only, so the pool's first deposit is an
+    order: it mints 1e15 dead shares and the rest to the LP; under $1 it is refused (code 49)
+    and credited back."""
+    from helpers import Env
+    from perpool.deploy import deploy_protocol
+
+    token = deployer.deploy(project.TestToken, "Test USD", "tUSD", 6)
+    fresh = Env.of(deploy_protocol(project, deployer, token, updaters=(keeper,), chain=chain, direct_lp=False), keeper, chain)
+    assert fresh.vault.lp_orders_only()
+    fresh.fund(depositor)
+    small, _ = deposit_order(fresh, depositor, fresh.usd(1))  # $1 less the 10 bps fee: under $1
+    amount = fresh.usd(100_000)
+    oid, _ = deposit_order(fresh, depositor, amount)
+    push_all(fresh)
+    tx = execute(fresh, [small, oid], receiver)
+    assert tx.return_value == (1, 1)
+    gone = tx.decode_logs(fresh.orders.OrderCancelled)[0]
+    assert (gone.order_id, gone.reason_code, gone.reason) == (small, 49, "vault: first deposit too small")
+    assert fresh.vault.claimable(depositor) == fresh.usd(1)
+    net = (amount - ceil_div(amount * fresh.vault.mint_fee_bps(), BPS)) * fresh.scale
+    assert fresh.vault.balanceOf(depositor) == net - 10**15
+    assert fresh.vault.balanceOf("0x000000000000000000000000000000000000dEaD") == 10**15
+    assert fresh.vault.pool_amount() == amount and fresh.vault.escrow_amount() == 0
+    assert fresh.vault.is_solvent()
