@@ -127,14 +127,13 @@ event Redeem:
 
 event Settled:
     # the deltas sum to amount_in - amount_out - credited; who pulls and pays, and how much,
-    # shows in the token's Transfer logs (not repeated here: every trade pays for this event)
+    # shows in the token's Transfer logs (not repeated here: every trade pays for this event).
+    # Two 128-bit values per word, low half first (the deltas as int128 two's complement):
+    # three data words, not six. perpool.events.settled decodes it.
     controller: indexed(address)
-    pool_delta: int256
-    collateral_delta: int256
-    escrow_delta: int256
-    insurance_delta: int256
-    reserved_delta: int256
-    credited: uint256  # token units owed to the credit account (see Settlement)
+    pool_collateral: uint256  # pool_delta | collateral_delta << 128
+    escrow_insurance: uint256  # escrow_delta | insurance_delta << 128
+    reserved_credited: uint256  # reserved_delta | credited << 128 (credited: token units owed to the credit account)
 
 event DepositorApproved:
     receiver: indexed(address)
@@ -340,14 +339,17 @@ def settle(s: settlement.Settlement):
     new: uint256 = self._apply(old & MASK_128, s.insurance_delta) | (self._apply(old >> HALF, s.reserved_delta) << HALF)
     if new != old:
         self._insurance_reserved = new
+    # each delta as a 128-bit two's complement half (`convert` to int128 reverts beyond its
+    # range: no bucket of at most 2**128 - 1 units moves that much in practice); the credit
+    # is at most the claimable bucket, so it fits 128 bits unsigned
     log Settled(
         controller=msg.sender,
-        pool_delta=s.pool_delta,
-        collateral_delta=s.collateral_delta,
-        escrow_delta=s.escrow_delta,
-        insurance_delta=s.insurance_delta,
-        reserved_delta=s.reserved_delta,
-        credited=s.credit_amount,
+        pool_collateral=(convert(convert(convert(s.pool_delta, int128), bytes32), uint256) & MASK_128)
+        | (convert(convert(convert(s.collateral_delta, int128), bytes32), uint256) << HALF),
+        escrow_insurance=(convert(convert(convert(s.escrow_delta, int128), bytes32), uint256) & MASK_128)
+        | (convert(convert(convert(s.insurance_delta, int128), bytes32), uint256) << HALF),
+        reserved_credited=(convert(convert(convert(s.reserved_delta, int128), bytes32), uint256) & MASK_128)
+        | (s.credit_amount << HALF),
     )
 
     if s.amount_in != 0:

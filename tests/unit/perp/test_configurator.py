@@ -30,6 +30,7 @@ from helpers import (
     tokens_for,
 )
 from perpool import params
+from perpool.events import settled as decode_settled
 
 MICRO_USD = 10**12  # Perp stores USD settings in whole micro-dollars
 # Configurator.vy's bounds used here (all of them: test_configurator_bounds.py)
@@ -329,7 +330,7 @@ def test_set_market_config__new_reserve_factor__reserve_follows_at_once(
     assert env.reader.market_state(env.eth).reserved_usd == eth_usd
     assert env.reader.total_reserved_usd() == eth_usd + btc_usd
     assert vault.reserved_amount() == eth_new + btc_tokens
-    [settled] = from_contract(tx, vault.Settled, vault)
+    [settled] = [decode_settled(x) for x in from_contract(tx, vault.Settled, vault)]
     assert settled.reserved_delta == eth_new - eth_old
     # the reserve alone moves: no bucket changes, no token moves
     assert (settled.pool_delta, settled.collateral_delta) == (0, 0)
@@ -340,7 +341,7 @@ def test_set_market_config__new_reserve_factor__reserve_follows_at_once(
 def test_set_market_config__no_open_interest__no_reserve_no_settlement(env, deployer, cfg):
     new_cfg = {**cfg, "reserve_factor_bps": 20_000}
     tx = env.configurator.set_market_config(env.eth, new_cfg, sender=deployer)
-    assert from_contract(tx, env.vault.Settled, env.vault) == []
+    assert [decode_settled(x) for x in from_contract(tx, env.vault.Settled, env.vault)] == []
     assert env.vault.reserved_amount() == 0
 
 

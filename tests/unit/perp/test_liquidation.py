@@ -72,6 +72,7 @@ from helpers import (
     to_tokens,
 )
 from perpool import params
+from perpool.events import settled as decode_settled
 
 BASE = params.LOCAL_MARKETS["ETH"]  # the seeded price, anchor of the oracle's window
 ODD = 123_456_789_012_345  # wei of USD that make the roundings matter
@@ -328,7 +329,7 @@ def expect_liquidation(env, tx, liq: Liq, account, is_long, receiver, before) ->
     assert env.token.balanceOf(vault) == before["vault"]
     assert vault.claimable(receiver) == before["claimable"] + liq.fee
     assert vault.claimable_amount() == before["claimable_total"] + liq.fee
-    [settled] = tx.decode_logs(vault.Settled)
+    [settled] = [decode_settled(x) for x in tx.decode_logs(vault.Settled)]
     assert settled.credited == liq.fee
     assert (settled.pool_delta, settled.insurance_delta) == (liq.pool_delta, liq.insurance_delta)
     assert settled.collateral_delta == -liq.collateral

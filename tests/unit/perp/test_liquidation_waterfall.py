@@ -32,6 +32,7 @@ from helpers import (
 )
 from perpool import params
 from perpool.prices import steps
+from perpool.events import settled as decode_settled
 from test_liquidation import (  # noqa: F401 (fixtures)
     BASE,
     COLLATERAL_USD,
@@ -417,7 +418,7 @@ def test_liquidate_batch__a_mix__liquidates_exactly_the_unhealthy_and_skips_the_
     assert env.token.balanceOf(env.vault) == before["vault"]
     assert env.vault.claimable(liquidator) == before["claimable"] + liq_a.fee + liq_c.fee
     assert env.vault.claimable_amount() == before["claimable_total"] + liq_a.fee + liq_c.fee
-    assert [s.credited for s in tx.decode_logs(env.vault.Settled)] == [liq_a.fee, liq_c.fee]
+    assert [s.credited for s in [decode_settled(x) for x in tx.decode_logs(env.vault.Settled)]] == [liq_a.fee, liq_c.fee]
     assert Position.of(perp.get_position(bob, env.eth, True)) == b
     for account in (alice, carol):
         assert perp.get_position(account, env.eth, True).size_usd == 0

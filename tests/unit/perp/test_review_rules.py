@@ -66,6 +66,7 @@ from helpers import (
     to_tokens,
 )
 from perpool import params
+from perpool.events import settled as decode_settled
 
 BASE = params.LOCAL_MARKETS["ETH"]  # the seeded price, anchor of the oracle's window
 ODD = 12_345_678_901_234_567  # wei of USD that make the roundings matter
@@ -146,9 +147,8 @@ def market_oi(env) -> int:
 
 
 def settled_log(env, tx):
-    logs = tx.decode_logs(env.vault.Settled)
-    [log] = [x for x in logs if x.contract_address == env.vault.address]
-    return log
+    [log] = [x for x in tx.decode_logs(env.vault.Settled) if x.contract_address == env.vault.address]
+    return decode_settled(log)
 
 
 def maintenance(env, size: int) -> int:

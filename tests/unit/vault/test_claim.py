@@ -19,6 +19,7 @@ false-return cases deploy their own Vault over a special token (6 decimals).
 import ape
 import pytest
 from eth_abi import decode as abi_decode
+from perpool.events import settled as decode_settled
 
 ZERO = "0x0000000000000000000000000000000000000000"
 MAX = 2**256 - 1
@@ -108,7 +109,7 @@ def test_settle__liquidation_credit__keeper_credited_no_token_moves(
     assert (vault.escrow_amount(), vault.insurance_amount()) == (0, cut)
     assert (token.balanceOf(vault), token.balanceOf(keeper)) == (tokens, keeper_tokens)
     assert logs_of(tx, token.Transfer, token) == []
-    [log] = tx.decode_logs(vault.Settled)
+    [log] = [decode_settled(x) for x in tx.decode_logs(vault.Settled)]
     assert log.controller == controller.address
     assert (log.pool_delta, log.collateral_delta) == (opened - fee - cut, -opened)
     assert (log.escrow_delta, log.insurance_delta, log.reserved_delta) == (0, cut, 0)
@@ -142,7 +143,7 @@ def test_settle__credit_with_amount_in_and_out__balance_rule_includes_all_three(
         (trader.address, vault.address, amount_in),
         (vault.address, other_lp.address, amount_out),
     ]
-    [log] = tx.decode_logs(vault.Settled)
+    [log] = [decode_settled(x) for x in tx.decode_logs(vault.Settled)]
     assert (log.collateral_delta, log.credited) == (collateral, credit)
     assert_solvent(vault, token)
 
@@ -181,7 +182,7 @@ def test_settle__zero_credit_to_an_account__nothing_credited(pooled, opened, kee
     vault = pooled
     tx = settle(collateral_delta=-1, pool_delta=1, credit_account=keeper, credit_amount=0)
     assert vault.claimable(keeper) == vault.claimable_amount() == 0
-    [log] = tx.decode_logs(vault.Settled)
+    [log] = [decode_settled(x) for x in tx.decode_logs(vault.Settled)]
     assert log.credited == 0
 
 

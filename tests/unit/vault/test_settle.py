@@ -2,6 +2,7 @@
 
 import ape
 import pytest
+from perpool.events import settled as decode_settled
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_settle__open_position__pulls_collateral_and_records_reserved(
     assert vault.reserved_amount() == reserved
     assert token.balanceOf(trader) == trader_tokens - collateral
     assert token.balanceOf(vault) == vault_tokens + collateral
-    [log] = tx.decode_logs(vault.Settled)
+    [log] = [decode_settled(x) for x in tx.decode_logs(vault.Settled)]
     assert log.controller == controller.address
     assert log.reserved_delta == reserved
     assert log.pool_delta + log.collateral_delta + log.escrow_delta + log.insurance_delta == collateral
@@ -73,7 +74,7 @@ def test_settle__close_in_profit__pays_collateral_and_profit_from_pool(
     assert buckets(vault) == (pool - profit, 0, 0, 0)
     assert token.balanceOf(trader) == trader_tokens + paid
     assert token.balanceOf(vault) == vault_tokens - paid
-    [log] = tx.decode_logs(vault.Settled)
+    [log] = [decode_settled(x) for x in tx.decode_logs(vault.Settled)]
     assert (log.pool_delta, log.collateral_delta) == (-profit, -opened)
     assert log.pool_delta + log.collateral_delta + log.escrow_delta + log.insurance_delta == -paid
     [pay] = logs_of(tx, token.Transfer, token)
@@ -195,7 +196,7 @@ def test_settle__reserved_below_zero__reverts(pooled, settle, unit, snapshot):
 
 def test_settle__zero_accounts_with_zero_amounts__allowed(pooled, opened, settle):
     tx = settle(collateral_delta=-1, pool_delta=1)
-    [log] = tx.decode_logs(pooled.Settled)
+    [log] = [decode_settled(x) for x in tx.decode_logs(pooled.Settled)]
     assert (log.pool_delta, log.collateral_delta) == (1, -1)
     assert not tx.decode_logs(pooled.Transfer)  # no token moved
 
