@@ -76,7 +76,9 @@ FUNDING_BIAS: constant(int256) = 2**79  # signed snapshot stored biased
 #   _config_a = max_leverage_bps (24) | position_fee_bps (16) | reserve_factor_bps (16)
 #               | maintenance_margin_bps (16) | insurance_cut_bps (16)
 #               | max_pnl_factor_for_traders_bps (16) | liquidation_fee_bps (16)
-#               | min_collateral (40) | min_maintenance (40) | liquidation_fee (40) | status (8)
+#               | min_collateral (40) | min_maintenance (40) | liquidation_fee (40)
+#               | status byte (8: status (4) | direct fills off (1) | paused (1), the global
+#               pause copied into every market's word so a trade reads no extra slot)
 #               | tier floor (8): k with 2**k <= the first tier's threshold, so smaller
 #               positions never read _risk (NO_TIERS when the table is empty)
 #               (the three USD amounts in micro-dollars)
@@ -97,6 +99,7 @@ A_LIQ_FEE_USD: constant(uint256) = 200
 A_STATUS: constant(uint256) = 240
 STATUS_BITS: constant(uint256) = 4  # the status byte: status in the low 4 bits
 A_DIRECT_OFF: constant(uint256) = 244  # ... and a set bit here: direct fills off
+A_PAUSED: constant(uint256) = 245  # ... and here: `paused`, copied into every market's word
 A_TIER_FLOOR: constant(uint256) = 248
 NO_TIERS: constant(uint256) = 255  # a tier floor no size reaches (sizes stay below 2**128)
 MAX_THRESHOLD_BIT: constant(uint256) = 56
@@ -673,6 +676,7 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
         | (c.min_maintenance_usd // MICRO_USD << A_MIN_MAINTENANCE)
         | (r.liquidation_fee_usd // MICRO_USD << A_LIQ_FEE_USD)
         | (self._a(market, A_STATUS, 8) << A_STATUS)
+        | (convert(self.paused, uint256) << A_PAUSED)
     )
     config_b: uint256 = (
         (c.max_open_interest_usd << B_MAX_OI)
@@ -767,9 +771,16 @@ def set_paused(paused: bool):
     """
     @notice Stop (or resume) opening and increasing positions, only the Configurator.
             Closing, adding collateral, liquidation and ADL stay available.
+    @dev The flag is also copied into the pause bit of every market's settings word
+         (A_PAUSED), which the trading paths read instead (a word they read anyway);
+         `configure_market` copies it into a new market's word.
     """
     self._only_configurator()
-    self.paused = paused
+    if paused != self.paused:
+        self.paused = paused
+        # every market's bit equals `paused`, so a change flips them all
+        for market: uint256 in self.markets:
+            self._config_a[market] ^= 1 << A_PAUSED
     log PausedSet(paused=paused)
 
 
@@ -1197,16 +1208,19 @@ def _increase(
          position and its aggregates. Collateral comes from `account` (must) or from the
          order book's escrow in the Vault.
     """
-    if self._config_a[market] == 0:
+    # the market's settings word, read once: listed, paused (the global pause's copy, so
+    # `paused` is not read), status, position fee, insurance cut
+    config_a: uint256 = self._config_a[market]
+    if config_a == 0:
         return self._refuse(REFUSED_UNKNOWN_MARKET, must)
     if collateral_delta == 0 and size_delta == 0:
         return self._refuse(REFUSED_NOTHING_TO_DO, must)
     key: bytes32 = self._key(account, market, is_long)
     pos: market_types.Position = self._load(key)
     if size_delta != 0:
-        if self.paused:
+        if config_a & (1 << A_PAUSED) != 0:
             return self._refuse(REFUSED_PAUSED, must)
-        if self._a(market, A_STATUS, STATUS_BITS) != ACTIVE:
+        if (config_a >> A_STATUS) & ((1 << STATUS_BITS) - 1) != ACTIVE:
             return self._refuse(REFUSED_MARKET_CLOSING, must)
     if pos.size_usd == 0:
         if size_delta == 0:
@@ -1228,7 +1242,7 @@ def _increase(
 
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
+    s.position_fee = self._to_tokens(math.bps_of(size_delta, (config_a >> A_FEE) & MASK_BPS, True), True)
 
     gross: uint256 = pos.collateral + collateral_delta + s.funding_received
     owed: uint256 = s.borrow_fee + s.position_fee + s.funding_paid
@@ -1272,7 +1286,7 @@ def _increase(
     )
     # collateral bucket: + paid in - fees - funding paid + funding received; the pool
     # takes the fees and funding paid and fronts funding received, less the insurance cut
-    cut: uint256 = self._insurance_cut(self._config_a[market], s.position_fee)
+    cut: uint256 = self._insurance_cut(config_a, s.position_fee)
     fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
     self._settle(
         account if must else empty(address),
