@@ -546,10 +546,8 @@ def is_liquidatable(account: address, market: uint256, is_long: bool) -> bool:
     pos: market_types.Position = self._load(self._key(account, market, is_long))
     if pos.size_usd == 0:
         return False
-    remaining: int256 = 0
-    maintenance: uint256 = 0
-    remaining, maintenance = self._health(pos, market, is_long, self._close_price(market, is_long, True), self._indices_now(market))
-    return remaining < convert(maintenance, int256)
+    v: market_types.PositionValues = self._values(pos, market, is_long, self._close_price(market, is_long, True), self._indices_now(market))
+    return v.remaining < convert(v.maintenance, int256)
 
 
 @view
@@ -878,14 +876,16 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
 @internal
 @view
 def _check_caps(market: uint256, is_long: bool, size_delta: uint256, must: bool) -> uint256:
-    # before the write: the side's open interest and the Vault's reserve after the trade
+    # before the write: the side's open interest and the Vault's reserve after the trade.
+    # Called after `_accrue`, which has just recorded the Vault's pool amount in the clock
+    # word: read there, not from the Vault again
     side: uint256 = market * 2 + convert(is_long, uint256)
     usd: uint256 = (self._oi[side] & MASK_128) + size_delta
     if usd > self._b(market, B_MAX_OI, BITS_OI):
         return self._refuse(REFUSED_MAX_OPEN_INTEREST, must)
     other: uint256 = self._oi[side ^ 1] & MASK_128
     reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + self._reserve_change(market, usd - size_delta + other, usd + other)
-    if reserved > convert(staticcall vault.pool_amount(), int256):
+    if reserved > convert(self._clock[market] >> POOL_OFFSET, int256):
         return self._refuse(REFUSED_RESERVE_EXCEEDED, must)
     return 0
 
@@ -897,34 +897,24 @@ def _check_position(pos: market_types.Position, market: uint256, is_long: bool, 
     if pos.size_tokens == 0:
         return self._refuse(REFUSED_POSITION_TOO_SMALL, must)
     collateral_wad: uint256 = pos.collateral * token_scale
-    if collateral_wad < self._usd(market, A_MIN_COLLATERAL):
+    config_a: uint256 = self._config_a[market]
+    if collateral_wad < ((config_a >> A_MIN_COLLATERAL) & MASK_MICRO_USD) * MICRO_USD:
         return self._refuse(REFUSED_COLLATERAL_BELOW_MIN, must)
-    if pos.size_usd * BPS > self._a(market, A_LEVERAGE, BITS_LEVERAGE) * collateral_wad:
+    if pos.size_usd * BPS > ((config_a >> A_LEVERAGE) & (2**BITS_LEVERAGE - 1)) * collateral_wad:
         return self._refuse(REFUSED_LEVERAGE_TOO_HIGH, must)
-    remaining: int256 = 0
-    maintenance: uint256 = 0
-    remaining, maintenance = self._health(pos, market, is_long, price, idx)
-    if remaining < convert(maintenance, int256):
+    v: market_types.PositionValues = self._values(pos, market, is_long, price, idx)
+    if v.remaining < convert(v.maintenance, int256):
         return self._refuse(REFUSED_WOULD_BE_LIQUIDATABLE, must)
     return 0
 
 
 @internal
 @view
-def _health(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices) -> (int256, uint256):
-    """
-    @dev The one health function, behind opening, decreasing, `liquidate` and the views: a
-         position is liquidatable when remaining < maintenance (see `_values`).
-    """
-    v: market_types.PositionValues = self._values(pos, market, is_long, price, idx)
-    return v.remaining, v.maintenance
-
-
-@internal
-@view
 def _values(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices) -> market_types.PositionValues:
     """
-    @dev remaining = collateral + PnL - pending borrowing - pending funding paid
+    @dev The one health function, behind opening, decreasing, `liquidate` and the views: a
+         position is liquidatable when remaining < maintenance.
+         remaining = collateral + PnL - pending borrowing - pending funding paid
          (+ received) - close fee, against the tiered maintenance margin. Costs round up,
          gains down.
     """
@@ -1454,7 +1444,7 @@ def _decrease(
 @internal
 def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     """
-    @dev Liquidate if `_health` says so; otherwise revert (`must`) or return False (batch).
+    @dev Liquidate if the health function (`_values`) says so; otherwise revert (`must`) or return False (batch).
     """
     key: bytes32 = self._key(ref.account, ref.market, ref.is_long)
     pos: market_types.Position = self._load(key)
@@ -1645,13 +1635,6 @@ def _a(market: uint256, offset: uint256, bits: uint256) -> uint256:
 @view
 def _b(market: uint256, offset: uint256, bits: uint256) -> uint256:
     return (self._config_b[market] >> offset) & ((1 << bits) - 1)
-
-
-@internal
-@view
-def _usd(market: uint256, offset: uint256) -> uint256:
-    # a USD amount of _config_a, stored in micro-dollars, as WAD
-    return self._a(market, offset, BITS_MICRO_USD) * MICRO_USD
 
 
 @internal
