@@ -135,6 +135,7 @@ WIDE_BIAS: constant(int256) = 2**127
 MAX_WIDE: constant(int256) = 2**127 - 1
 MAX_BORROW_INDEX: constant(uint256) = 2**80 - 1
 MAX_ABS_FUNDING_INDEX: constant(int256) = 2**79 - 1
+UNKNOWN_RESERVE: constant(int256) = min_value(int256)  # `_write_position` computes the change
 
 # refusal codes of the trading paths (`_refuse`): the order book gets their reasons
 REFUSED_UNKNOWN_MARKET: constant(uint256) = 1
@@ -819,12 +820,14 @@ def _load(key: bytes32) -> market_types.Position:
 
 
 @internal
-def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_types.Position, new: market_types.Position) -> int256:
+def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_types.Position, new: market_types.Position, known_reserved_delta: int256) -> int256:
     """
     @dev The one place a position changes, and with it every aggregate that depends on
          positions: open interest (USD, tokens), Σ size × index snapshots. Returns the
          change of the market's reserve in token units, which the caller passes to the
-         Vault in the same `settle`.
+         Vault in the same `settle`: `known_reserved_delta` when the caller has computed
+         it from the same open interest (an increase, by its cap check), else
+         (UNKNOWN_RESERVE) computed here.
     """
     if not (new.size_usd <= MASK_128 and new.size_tokens <= MASK_128):
         self._fail("perp: size too large")
@@ -855,10 +858,12 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
     if not (borrow_sum <= MASK_128 and funding_sum >= 0 and funding_sum <= convert(MASK_128, int256)):
         self._fail("perp: aggregate overflow")
     self._sums[side] = borrow_sum | (convert(funding_sum, uint256) << HALF)
-    reserved_delta: int256 = 0
-    if new.size_usd != old.size_usd:
-        other: uint256 = self._oi[side ^ 1] & MASK_128
-        reserved_delta = self._reserve_change(market, (oi & MASK_128) + other, usd + other)
+    reserved_delta: int256 = known_reserved_delta
+    if reserved_delta == UNKNOWN_RESERVE:
+        reserved_delta = 0
+        if new.size_usd != old.size_usd:
+            other: uint256 = self._oi[side ^ 1] & MASK_128
+            reserved_delta = self._reserve_change(market, (oi & MASK_128) + other, usd + other)
 
     if new.size_usd == 0:
         self._pos_size[key] = 0
@@ -871,23 +876,6 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
         | (convert(new.funding_index + FUNDING_BIAS, uint256) << FUNDING_OFFSET)
     )
     return reserved_delta
-
-
-@internal
-@view
-def _check_caps(market: uint256, is_long: bool, size_delta: uint256, must: bool) -> uint256:
-    # before the write: the side's open interest and the Vault's reserve after the trade.
-    # Called after `_accrue`, which has just recorded the Vault's pool amount in the clock
-    # word: read there, not from the Vault again
-    side: uint256 = market * 2 + convert(is_long, uint256)
-    usd: uint256 = (self._oi[side] & MASK_128) + size_delta
-    if usd > self._b(market, B_MAX_OI, BITS_OI):
-        return self._refuse(REFUSED_MAX_OPEN_INTEREST, must)
-    other: uint256 = self._oi[side ^ 1] & MASK_128
-    reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + self._reserve_change(market, usd - size_delta + other, usd + other)
-    if reserved > convert(self._clock[market] >> POOL_OFFSET, int256):
-        return self._refuse(REFUSED_RESERVE_EXCEEDED, must)
-    return 0
 
 
 @internal
@@ -1246,14 +1234,25 @@ def _increase(
         borrow_index=idx.borrow,
         funding_index=idx.funding_long if is_long else idx.funding_short,
     )
-    # adding collateral alone only reduces risk: allowed even to an unhealthy position
+    # adding collateral alone only reduces risk: allowed even to an unhealthy position (and
+    # changes no reserve)
+    reserved_delta: int256 = 0
     if size_delta != 0:
-        code: uint256 = self._check_caps(market, is_long, size_delta, must)
-        if code == 0:
-            code = self._check_position(new, market, is_long, price, idx, must)
+        # the caps, before the write: the side's open interest and the Vault's reserve after
+        # the trade (the reserve change is the one `_write_position` then books). `_accrue`
+        # has just recorded the Vault's pool amount in the clock word: read there
+        side: uint256 = market * 2 + convert(is_long, uint256)
+        usd: uint256 = (self._oi[side] & MASK_128) + size_delta
+        if usd > self._b(market, B_MAX_OI, BITS_OI):
+            return self._refuse(REFUSED_MAX_OPEN_INTEREST, must)
+        other: uint256 = self._oi[side ^ 1] & MASK_128
+        reserved_delta = self._reserve_change(market, usd - size_delta + other, usd + other)
+        if convert(staticcall vault.reserved_amount(), int256) + reserved_delta > convert(self._clock[market] >> POOL_OFFSET, int256):
+            return self._refuse(REFUSED_RESERVE_EXCEEDED, must)
+        code: uint256 = self._check_position(new, market, is_long, price, idx, must)
         if code != 0:
             return code
-    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
+    reserved_delta = self._write_position(key, market, is_long, pos, new, reserved_delta)
     log PositionUpdate(
         key=key,
         account=account,
@@ -1406,7 +1405,7 @@ def _decrease(
         code: uint256 = self._check_position(new, market, is_long, price, idx, must)
         if code != 0:
             return code, 0
-    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
+    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new, UNKNOWN_RESERVE)
     # the insurance fund takes its cut of a fee actually collected, or covers a shortfall
     insurance_delta: int256 = 0
     if shortfall == 0:
@@ -1500,7 +1499,7 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
         from_insurance = min(topup, fund)
         cover = self._cover(key, market, shortfall, fund - from_insurance)
 
-    reserved_delta: int256 = self._write_position(key, market, ref.is_long, pos, empty(market_types.Position))
+    reserved_delta: int256 = self._write_position(key, market, ref.is_long, pos, empty(market_types.Position), UNKNOWN_RESERVE)
     log Liquidation(
         key=key,
         account=ref.account,
