@@ -318,8 +318,8 @@ def increase_position(
     @param acceptable_price Worst fill accepted: longs revert above it, shorts below it.
             Ignored when only collateral is added.
     """
-    if self._a(market, A_DIRECT_OFF, 1) != 0:
-        self._fail("perp: direct fills off")
+    # refused where direct fills are off: `_increase` checks it (`must`), with the settings
+    # word it reads anyway
     self._increase(msg.sender, market, is_long, collateral_delta, size_delta, acceptable_price, True)
 
 
@@ -558,7 +558,7 @@ def maintenance_margin(market: uint256, size_usd: uint256) -> uint256:
     @notice The maintenance margin of a position of `size_usd` (WAD): the rate of its size
             tier times its size (rounded up), at least min_maintenance_usd.
     """
-    return self._maintenance(market, size_usd)
+    return self._maintenance(market, size_usd, self._config_a[market])
 
 
 @view
@@ -845,16 +845,16 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
     self._oi[side] = usd | (tokens << HALF)
     # the sums round down on both sides; pool_value's pending terms are estimates
     sums: uint256 = self._sums[side]
-    borrow_sum: uint256 = (
-        (sums & MASK_128)
-        + math.mul_div(new.size_usd, new.borrow_index, WAD, False)
-        - math.mul_div(old.size_usd, old.borrow_index, WAD, False)
-    )
-    funding_sum: int256 = (
-        convert(sums >> HALF, int256)
-        + self._signed_mul_wad(new.size_usd, new.funding_index)
-        - self._signed_mul_wad(old.size_usd, old.funding_index)
-    )
+    borrow_sum: uint256 = sums & MASK_128
+    funding_sum: int256 = convert(sums >> HALF, int256)
+    # the new position's terms in, then the old one's out (an empty one has none: an open
+    # or a close skips its products)
+    if new.size_usd != 0:
+        borrow_sum += math.mul_div(new.size_usd, new.borrow_index, WAD, False)
+        funding_sum += self._signed_mul_wad(new.size_usd, new.funding_index)
+    if old.size_usd != 0:
+        borrow_sum -= math.mul_div(old.size_usd, old.borrow_index, WAD, False)
+        funding_sum -= self._signed_mul_wad(old.size_usd, old.funding_index)
     if not (borrow_sum <= MASK_128 and funding_sum >= 0 and funding_sum <= convert(MASK_128, int256)):
         self._fail("perp: aggregate overflow")
     self._sums[side] = borrow_sum | (convert(funding_sum, uint256) << HALF)
@@ -906,13 +906,14 @@ def _values(pos: market_types.Position, market: uint256, is_long: bool, price: u
          (+ received) - close fee, against the tiered maintenance margin. Costs round up,
          gains down.
     """
+    config_a: uint256 = self._config_a[market]
     v: market_types.PositionValues = market_types.PositionValues(
         pnl=math.pnl_usd(pos.size_usd, pos.size_tokens, price, is_long),
         borrowing_fee=math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD, True),
         funding=self._funding_wad(pos, is_long, idx),
-        close_fee=math.bps_of(pos.size_usd, self._a(market, A_FEE, BITS_BPS), True),
+        close_fee=math.bps_of(pos.size_usd, (config_a >> A_FEE) & MASK_BPS, True),
         remaining=0,
-        maintenance=self._maintenance(market, pos.size_usd),
+        maintenance=self._maintenance(market, pos.size_usd, config_a),
     )
     v.remaining = convert(pos.collateral * token_scale, int256) + v.pnl + v.funding - convert(v.borrowing_fee + v.close_fee, int256)
     return v
@@ -920,13 +921,13 @@ def _values(pos: market_types.Position, market: uint256, is_long: bool, price: u
 
 @internal
 @view
-def _maintenance(market: uint256, size_usd: uint256) -> uint256:
+def _maintenance(market: uint256, size_usd: uint256, config_a: uint256) -> uint256:
     """
     @dev max(size x the rate of the size's tier, min_maintenance_usd), rounded up. The base
          rate applies from size 0; each tier's rate from its threshold up (thresholds and
-         rates increase; a zero threshold ends the table).
+         rates increase; a zero threshold ends the table). `config_a`: the market's
+         settings word, which the caller has read.
     """
-    config_a: uint256 = self._config_a[market]
     bps: uint256 = (config_a >> A_MAINTENANCE) & MASK_BPS
     floor_usd: uint256 = ((config_a >> A_MIN_MAINTENANCE) & MASK_MICRO_USD) * MICRO_USD
     if size_usd // MICRO_USD < 1 << ((config_a >> A_TIER_FLOOR) & MASK_BYTE):
@@ -958,13 +959,6 @@ def _signed_tokens(wad: int256) -> int256:
 
 
 @internal
-@pure
-def _tokens_for(size_usd: uint256, price: uint256, is_long: bool) -> uint256:
-    # longs get fewer tokens (rounded down), shorts owe more (rounded up)
-    return math.mul_div(size_usd, WAD, price, not is_long)
-
-
-@internal
 @view
 def _to_tokens(wad: uint256, round_up: bool) -> uint256:
     return math.mul_div(wad, 1, token_scale, round_up)
@@ -980,7 +974,8 @@ def _pending(pos: market_types.Position, is_long: bool, idx: Indices) -> Settle:
     s: Settle = empty(Settle)
     if pos.size_usd == 0:
         return s
-    s.borrow_fee = self._to_tokens(math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD, True), True)
+    # one division for WAD USD then tokens, both rounded up: ceil(ceil(a / b) / c) == ceil(a / (b c))
+    s.borrow_fee = math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD * token_scale, True)
     funding: int256 = self._funding_wad(pos, is_long, idx)
     if funding >= 0:
         s.funding_received = self._to_tokens(convert(funding, uint256), False)
@@ -1028,7 +1023,8 @@ def _reserve_change(market: uint256, before_usd: uint256, after_usd: uint256) ->
 @view
 def _reserve_of(reserve_factor_bps: uint256, open_interest_usd: uint256) -> uint256:
     # the market's share of the Vault's reserved amount: its reserve in tokens, rounded up
-    return self._to_tokens(math.bps_of(open_interest_usd, reserve_factor_bps, True), True)
+    # rounded up to USD then to tokens in one division: ceil(ceil(a / b) / c) == ceil(a / (b c))
+    return math.mul_div(open_interest_usd, reserve_factor_bps, BPS * token_scale, True)
 
 
 @internal
@@ -1181,14 +1177,16 @@ def _increase(
     must: bool,
 ) -> uint256:
     """
-    @dev Every increase. `must`: a refusal reverts (a trader's own call), otherwise it is
-         returned (the order book's): every check comes before the first write to the
-         position and its aggregates. Collateral comes from `account` (must) or from the
-         order book's escrow in the Vault.
+    @dev Every increase. `must`: a refusal reverts (a trader's own call, refused first of
+         all where direct fills are off), otherwise it is returned (the order book's):
+         every check comes before the first write to the position and its aggregates.
+         Collateral comes from `account` (must) or from the order book's escrow in the Vault.
     """
-    # the market's settings word, read once: listed, paused (the global pause's copy, so
-    # `paused` is not read), status, position fee, insurance cut
+    # the market's settings word, read once: direct fills, listed, paused (the global
+    # pause's copy, so `paused` is not read), status, position fee, insurance cut
     config_a: uint256 = self._config_a[market]
+    if must and config_a & (1 << A_DIRECT_OFF) != 0:
+        self._fail("perp: direct fills off")
     if config_a == 0:
         return self._refuse(REFUSED_UNKNOWN_MARKET, must)
     if collateral_delta == 0 and size_delta == 0:
@@ -1220,7 +1218,9 @@ def _increase(
 
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(size_delta, (config_a >> A_FEE) & MASK_BPS, True), True)
+    # the fee in USD then in tokens, both rounded up, in one division (ceil(ceil(a / b) / c)
+    # == ceil(a / (b c)))
+    s.position_fee = math.mul_div(size_delta, (config_a >> A_FEE) & MASK_BPS, BPS * token_scale, True)
 
     gross: uint256 = pos.collateral + collateral_delta + s.funding_received
     owed: uint256 = s.borrow_fee + s.position_fee + s.funding_paid
@@ -1229,7 +1229,8 @@ def _increase(
 
     new: market_types.Position = market_types.Position(
         size_usd=pos.size_usd + size_delta,
-        size_tokens=pos.size_tokens + (self._tokens_for(size_delta, price, is_long) if size_delta != 0 else 0),
+        # longs get fewer tokens (rounded down), shorts owe more (rounded up)
+        size_tokens=pos.size_tokens + (math.mul_div(size_delta, WAD, price, not is_long) if size_delta != 0 else 0),
         collateral=gross - owed,
         borrow_index=idx.borrow,
         funding_index=idx.funding_long if is_long else idx.funding_short,
@@ -1275,7 +1276,7 @@ def _increase(
     )
     # collateral bucket: + paid in - fees - funding paid + funding received; the pool
     # takes the fees and funding paid and fronts funding received, less the insurance cut
-    cut: uint256 = self._insurance_cut(config_a, s.position_fee)
+    cut: uint256 = math.bps_of(s.position_fee, (config_a >> A_INSURANCE_CUT) & MASK_BPS, False)  # as `_insurance_cut`
     fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
     self._settle(
         account if must else empty(address),
@@ -1361,7 +1362,8 @@ def _decrease(
     closing: bool = size_delta == pos.size_usd
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
+    # rounded up twice, in one division: ceil(ceil(a / b) / c) == ceil(a / (b c))
+    s.position_fee = math.mul_div(size_delta, self._a(market, A_FEE, BITS_BPS), BPS * token_scale, True)
     tokens_closed: uint256 = pos.size_tokens
     if not closing:
         # long: fewer tokens closed (less profit now); short: more (less profit now)
