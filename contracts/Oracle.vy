@@ -20,8 +20,10 @@
         with a wide spread in the pool's favour when the keeper price is stale.
 @dev Units: prices are WAD USD per one whole index token (1e18 = $1); times in seconds.
      Storage is hand-packed (Vyper never packs) so a push costs two cold slot reads and one
-     write per market. Timestamps are stored in 32 bits (valid until the year 2106) and
-     prices in 96 bits (at most ~7.9e10 USD per token).
+     write per market (two when a new window starts), and a read (`get_price`) two slots:
+     the price word, which carries everything a read needs (price, observation time,
+     spread end), and the config. Timestamps are stored in 32 bits (valid until the year
+     2106) and prices in 96 bits (at most ~7.9e10 USD per token).
 @custom:security A window that starts at t anchors at the last price before t, so a price
      moves at most `max_window_move_bps` from its window's anchor; across one window
      boundary the moves compound (1 + b)**2 - 1. Public networks set a reference feed on
@@ -59,21 +61,24 @@ MAX_DEVIATION_BPS: constant(uint256) = 5_000  # 50 % from the reference
 MAX_FALLBACK_SPREAD_BPS: constant(uint256) = 1_000  # 10 %
 MAX_REFERENCE_AGE: constant(uint256) = 172_800  # s = 2 days (feed heartbeats vary)
 
-# packed price slot: price | window reference price | observed_at | window_start
+# packed price slot: price (96) | window reference price (96) | observed_at (32)
+# | spread_until (32): all a read needs. Only a registered market gets a price, and markets
+# are never removed, so a nonzero price word also means "registered".
 PRICE_BITS: constant(uint256) = 96
 TIME_BITS: constant(uint256) = 32
 REF_OFFSET: constant(uint256) = 96
 OBSERVED_OFFSET: constant(uint256) = 192
-WINDOW_START_OFFSET: constant(uint256) = 224
+SPREAD_UNTIL_OFFSET: constant(uint256) = 224
 MAX_PRICE: constant(uint256) = 2**96 - 1  # WAD, ~7.9e10 USD per token
 
-# packed market slot: registered | feed decimals | feed max age | spread_until | feed
+# packed market slot: registered | feed decimals | feed max age | window_start | feed
+# (window_start is written only when a new window starts)
 REGISTERED_BIT: constant(uint256) = 1
 FEED_DECIMALS_OFFSET: constant(uint256) = 8
 FEED_AGE_OFFSET: constant(uint256) = 16
-SPREAD_UNTIL_OFFSET: constant(uint256) = 48
+WINDOW_START_OFFSET: constant(uint256) = 48
 FEED_OFFSET: constant(uint256) = 96
-SPREAD_UNTIL_CLEAR: constant(uint256) = ~((2**32 - 1) << 48)
+WINDOW_START_CLEAR: constant(uint256) = ~((2**32 - 1) << 48)
 
 # packed config slot offsets (32-bit times, then 16-bit bps values)
 C_MAX_AGE: constant(uint256) = 0
@@ -87,6 +92,8 @@ C_SPREAD: constant(uint256) = 176
 C_DEVIATION: constant(uint256) = 192
 C_FALLBACK_SPREAD: constant(uint256) = 208
 BPS_BITS: constant(uint256) = 16
+MASK_TIME: constant(uint256) = 2**32 - 1
+MASK_BPS: constant(uint256) = 2**16 - 1
 
 # ---------------------------------------------------------------- structs
 
@@ -126,8 +133,8 @@ _config: uint256  # packed OracleConfig
 # the Configurator: `max_jump_bps` x its highest max leverage may not exceed 100 % (empty:
 # not linked yet, as during deployment)
 leverage_source: public(address)
-_prices: HashMap[uint256, uint256]  # market => packed price slot
-_markets: HashMap[uint256, uint256]  # market => packed market slot
+_prices: HashMap[uint256, uint256]  # market => packed price slot (read by every trade)
+_markets: HashMap[uint256, uint256]  # market => packed market slot (pushes, admin, fallback)
 
 # ---------------------------------------------------------------- events
 
@@ -197,7 +204,9 @@ def set_prices(
     """
     @notice Push one price per market, all observed at `observed_at`.
     @dev Only an authorised updater. Reverts for the whole batch on any bad item, so a
-         keeper never half-applies an observation.
+         keeper never half-applies an observation. The hot path: each item is checked
+         inline (no internal calls, the config's fields decoded in place), and the reference
+         feed is read only where one is set.
     @param markets Market ids, each registered.
     @param prices WAD USD per whole index token, each > 0.
     @param observed_at When the keeper observed its source (unix seconds).
@@ -207,67 +216,63 @@ def set_prices(
     assert n == len(prices), "oracle: length mismatch"
     assert n > 0, "oracle: empty batch"
     cfg: uint256 = self._config
-    assert observed_at <= block.timestamp + self._field(cfg, C_SKEW, TIME_BITS), "oracle: future timestamp"
-    assert observed_at + self._field(cfg, C_MAX_AGE, TIME_BITS) >= block.timestamp, "oracle: stale timestamp"
+    assert observed_at <= block.timestamp + ((cfg >> C_SKEW) & MASK_TIME), "oracle: future timestamp"
+    max_age: uint256 = (cfg >> C_MAX_AGE) & MASK_TIME
+    assert observed_at + max_age >= block.timestamp, "oracle: stale timestamp"
 
     for i: uint256 in range(n, bound=MAX_BATCH):
-        self._push(markets[i], prices[i], observed_at, cfg)
+        market: uint256 = markets[i]
+        price: uint256 = prices[i]
+        meta: uint256 = self._markets[market]
+        assert meta & REGISTERED_BIT != 0, "oracle: unknown market"
+        assert price != 0, "oracle: zero price"
+        assert price <= MAX_PRICE, "oracle: price too large"
 
+        slot: uint256 = self._prices[market]
+        old: uint256 = slot & MAX_PRICE
+        last: uint256 = (slot >> OBSERVED_OFFSET) & MASK_TIME
+        assert observed_at > last, "oracle: timestamp not newer"
 
-@internal
-def _push(market: uint256, price: uint256, observed_at: uint256, cfg: uint256):
-    meta: uint256 = self._markets[market]
-    assert meta & REGISTERED_BIT != 0, "oracle: unknown market"
-    assert price != 0, "oracle: zero price"
-    assert price <= MAX_PRICE, "oracle: price too large"
-
-    slot: uint256 = self._prices[market]
-    old: uint256 = slot & MAX_PRICE
-    assert observed_at > self._field(slot, OBSERVED_OFFSET, TIME_BITS), "oracle: timestamp not newer"
-
-    # the first price, and the first after the stored one went stale, anchor a new window
-    ref: uint256 = price
-    start: uint256 = observed_at
-    spread_on: bool = False
-    if old != 0 and self._is_stale(slot, cfg):
-        # after a keeper outage the market may have moved past any per-push bound: the
-        # reference feed (where set) bounds this push, and the spread marks the gap
-        spread_on = True
-    elif old != 0:
-        assert math.abs_diff(price, old) * BPS <= self._field(cfg, C_JUMP, BPS_BITS) * old, "oracle: price jump"
-        ref = self._field(slot, REF_OFFSET, PRICE_BITS)
-        start = self._field(slot, WINDOW_START_OFFSET, TIME_BITS)
-        if observed_at >= start + self._field(cfg, C_WINDOW, TIME_BITS):
-            # a new window, anchored at the last price before it
-            ref = old
-            start = observed_at
-        move: uint256 = math.abs_diff(price, ref) * BPS
-        assert move <= self._field(cfg, C_WINDOW_MOVE, BPS_BITS) * ref, "oracle: window move"
-        spread_on = move > self._field(cfg, C_SPREAD_THRESHOLD, BPS_BITS) * ref
-    if spread_on:
-        # the spread runs from when the price lands on chain, not from its observation
-        until: uint256 = block.timestamp + self._field(cfg, C_SPREAD_DURATION, TIME_BITS)
-        if until > self._field(meta, SPREAD_UNTIL_OFFSET, TIME_BITS):
-            meta = (meta & SPREAD_UNTIL_CLEAR) | (until << SPREAD_UNTIL_OFFSET)
+        # the first price, and the first after the stored one went stale, anchor a new window
+        ref: uint256 = price
+        start: uint256 = observed_at
+        spread_on: bool = False
+        if old != 0 and last + max_age < block.timestamp:
+            # after a keeper outage the market may have moved past any per-push bound: the
+            # reference feed (where set) bounds this push, and the spread marks the gap
+            spread_on = True
+        elif old != 0:
+            # |price - old|, |price - ref|: each subtraction is of the smaller from the larger
+            jump: uint256 = unsafe_sub(max(price, old), min(price, old)) * BPS
+            assert jump <= ((cfg >> C_JUMP) & MASK_BPS) * old, "oracle: price jump"
+            ref = (slot >> REF_OFFSET) & MAX_PRICE
+            start = (meta >> WINDOW_START_OFFSET) & MASK_TIME
+            if observed_at >= start + ((cfg >> C_WINDOW) & MASK_TIME):
+                # a new window, anchored at the last price before it
+                ref = old
+                start = observed_at
+            move: uint256 = unsafe_sub(max(price, ref), min(price, ref)) * BPS
+            assert move <= ((cfg >> C_WINDOW_MOVE) & MASK_BPS) * ref, "oracle: window move"
+            spread_on = move > ((cfg >> C_SPREAD_THRESHOLD) & MASK_BPS) * ref
+        spread_until: uint256 = slot >> SPREAD_UNTIL_OFFSET
+        if spread_on:
+            # the spread runs from when the price lands on chain, not from its observation
+            spread_until = max(spread_until, block.timestamp + ((cfg >> C_SPREAD_DURATION) & MASK_TIME))
+        if start != (meta >> WINDOW_START_OFFSET) & MASK_TIME:
+            meta = (meta & WINDOW_START_CLEAR) | (start << WINDOW_START_OFFSET)
             self._markets[market] = meta
 
-    feed: address = convert(meta >> FEED_OFFSET, address)
-    if feed != empty(address):
-        reference: uint256 = self._reference_price(meta, feed)
-        assert math.abs_diff(price, reference) * BPS <= self._field(cfg, C_DEVIATION, BPS_BITS) * reference, "oracle: reference deviation"
+        if meta >> FEED_OFFSET != 0:
+            reference: uint256 = self._reference_price(meta, convert(meta >> FEED_OFFSET, address))
+            assert math.abs_diff(price, reference) * BPS <= ((cfg >> C_DEVIATION) & MASK_BPS) * reference, "oracle: reference deviation"
 
-    self._prices[market] = (
-        price
-        | (ref << REF_OFFSET)
-        | (observed_at << OBSERVED_OFFSET)
-        | (start << WINDOW_START_OFFSET)
-    )
-    log PriceUpdate(
-        market=market,
-        price=price,
-        observed_at=observed_at,
-        spread_until=self._field(meta, SPREAD_UNTIL_OFFSET, TIME_BITS),
-    )
+        self._prices[market] = (
+            price
+            | (ref << REF_OFFSET)
+            | (observed_at << OBSERVED_OFFSET)
+            | (spread_until << SPREAD_UNTIL_OFFSET)
+        )
+        log PriceUpdate(market=market, price=price, observed_at=observed_at, spread_until=spread_until)
 
 
 # ---------------------------------------------------------------- reads
@@ -283,14 +288,16 @@ def get_price(market: uint256, maximize: bool) -> uint256:
            they differ only while the spread is on.
     @return WAD USD per whole index token.
     """
-    meta: uint256 = self._markets[market]
-    assert meta & REGISTERED_BIT != 0, "oracle: unknown market"
+    # two slots: the price word (a nonzero one means a registered market) and the config
     slot: uint256 = self._prices[market]
-    assert slot != 0, "oracle: no price"
-    assert not self._is_stale(slot, self._config), "oracle: stale price"
+    if slot == 0:
+        assert self._markets[market] & REGISTERED_BIT != 0, "oracle: unknown market"
+        raise "oracle: no price"
+    cfg: uint256 = self._config
+    assert not self._is_stale(slot, cfg), "oracle: stale price"
     spread: uint256 = 0
-    if block.timestamp < self._field(meta, SPREAD_UNTIL_OFFSET, TIME_BITS):
-        spread = self._field(self._config, C_SPREAD, BPS_BITS)
+    if block.timestamp < slot >> SPREAD_UNTIL_OFFSET:
+        spread = self._field(cfg, C_SPREAD, BPS_BITS)
     return self._apply_spread(slot & MAX_PRICE, spread, maximize)
 
 
@@ -305,16 +312,18 @@ def get_exit_price(market: uint256, maximize: bool) -> uint256:
     @param maximize True for the max price (rounded up), False for the min (rounded down).
     @return WAD USD per whole index token.
     """
-    meta: uint256 = self._markets[market]
-    assert meta & REGISTERED_BIT != 0, "oracle: unknown market"
+    # a nonzero price word means a registered market: the market word is read only for
+    # the fallback
     slot: uint256 = self._prices[market]
     cfg: uint256 = self._config
     if slot != 0 and not self._is_stale(slot, cfg):
         spread: uint256 = 0
-        if block.timestamp < self._field(meta, SPREAD_UNTIL_OFFSET, TIME_BITS):
+        if block.timestamp < slot >> SPREAD_UNTIL_OFFSET:
             spread = self._field(cfg, C_SPREAD, BPS_BITS)
         return self._apply_spread(slot & MAX_PRICE, spread, maximize)
 
+    meta: uint256 = self._markets[market]
+    assert meta & REGISTERED_BIT != 0, "oracle: unknown market"
     feed: address = convert(meta >> FEED_OFFSET, address)
     assert feed != empty(address), "oracle: no fresh price"
     answer: int256 = 0
@@ -337,8 +346,8 @@ def price_data(market: uint256) -> PriceData:
         price=slot & MAX_PRICE,
         observed_at=self._field(slot, OBSERVED_OFFSET, TIME_BITS),
         window_ref_price=self._field(slot, REF_OFFSET, PRICE_BITS),
-        window_start=self._field(slot, WINDOW_START_OFFSET, TIME_BITS),
-        spread_until=self._field(self._markets[market], SPREAD_UNTIL_OFFSET, TIME_BITS),
+        window_start=self._field(self._markets[market], WINDOW_START_OFFSET, TIME_BITS),
+        spread_until=slot >> SPREAD_UNTIL_OFFSET,
     )
 
 
@@ -498,12 +507,12 @@ def set_reference_feed(market: uint256, feed: address, max_age: uint256):
         assert decimals <= WAD_DECIMALS, "oracle: bad reference decimals"
     else:
         assert max_age == 0, "oracle: bad reference age"
-    spread_until: uint256 = self._field(meta, SPREAD_UNTIL_OFFSET, TIME_BITS)
+    window_start: uint256 = self._field(meta, WINDOW_START_OFFSET, TIME_BITS)
     self._markets[market] = (
         REGISTERED_BIT
         | (decimals << FEED_DECIMALS_OFFSET)
         | (max_age << FEED_AGE_OFFSET)
-        | (spread_until << SPREAD_UNTIL_OFFSET)
+        | (window_start << WINDOW_START_OFFSET)
         | (convert(feed, uint256) << FEED_OFFSET)
     )
     log ReferenceFeedSet(market=market, feed=feed, max_age=max_age, decimals=decimals)

@@ -76,7 +76,9 @@ FUNDING_BIAS: constant(int256) = 2**79  # signed snapshot stored biased
 #   _config_a = max_leverage_bps (24) | position_fee_bps (16) | reserve_factor_bps (16)
 #               | maintenance_margin_bps (16) | insurance_cut_bps (16)
 #               | max_pnl_factor_for_traders_bps (16) | liquidation_fee_bps (16)
-#               | min_collateral (40) | min_maintenance (40) | liquidation_fee (40) | status (8)
+#               | min_collateral (40) | min_maintenance (40) | liquidation_fee (40)
+#               | status byte (8: status (4) | direct fills off (1) | paused (1), the global
+#               pause copied into every market's word so a trade reads no extra slot)
 #               | tier floor (8): k with 2**k <= the first tier's threshold, so smaller
 #               positions never read _risk (NO_TIERS when the table is empty)
 #               (the three USD amounts in micro-dollars)
@@ -97,6 +99,7 @@ A_LIQ_FEE_USD: constant(uint256) = 200
 A_STATUS: constant(uint256) = 240
 STATUS_BITS: constant(uint256) = 4  # the status byte: status in the low 4 bits
 A_DIRECT_OFF: constant(uint256) = 244  # ... and a set bit here: direct fills off
+A_PAUSED: constant(uint256) = 245  # ... and here: `paused`, copied into every market's word
 A_TIER_FLOOR: constant(uint256) = 248
 NO_TIERS: constant(uint256) = 255  # a tier floor no size reaches (sizes stay below 2**128)
 MAX_THRESHOLD_BIT: constant(uint256) = 56
@@ -132,6 +135,7 @@ WIDE_BIAS: constant(int256) = 2**127
 MAX_WIDE: constant(int256) = 2**127 - 1
 MAX_BORROW_INDEX: constant(uint256) = 2**80 - 1
 MAX_ABS_FUNDING_INDEX: constant(int256) = 2**79 - 1
+UNKNOWN_RESERVE: constant(int256) = min_value(int256)  # `_write_position` computes the change
 
 # refusal codes of the trading paths (`_refuse`): the order book gets their reasons
 REFUSED_UNKNOWN_MARKET: constant(uint256) = 1
@@ -314,8 +318,8 @@ def increase_position(
     @param acceptable_price Worst fill accepted: longs revert above it, shorts below it.
             Ignored when only collateral is added.
     """
-    if self._a(market, A_DIRECT_OFF, 1) != 0:
-        self._fail("perp: direct fills off")
+    # refused where direct fills are off: `_increase` checks it (`must`), with the settings
+    # word it reads anyway
     self._increase(msg.sender, market, is_long, collateral_delta, size_delta, acceptable_price, True)
 
 
@@ -543,10 +547,8 @@ def is_liquidatable(account: address, market: uint256, is_long: bool) -> bool:
     pos: market_types.Position = self._load(self._key(account, market, is_long))
     if pos.size_usd == 0:
         return False
-    remaining: int256 = 0
-    maintenance: uint256 = 0
-    remaining, maintenance = self._health(pos, market, is_long, self._close_price(market, is_long, True), self._indices_now(market))
-    return remaining < convert(maintenance, int256)
+    v: market_types.PositionValues = self._values(pos, market, is_long, self._close_price(market, is_long, True), self._indices_now(market))
+    return v.remaining < convert(v.maintenance, int256)
 
 
 @view
@@ -556,7 +558,7 @@ def maintenance_margin(market: uint256, size_usd: uint256) -> uint256:
     @notice The maintenance margin of a position of `size_usd` (WAD): the rate of its size
             tier times its size (rounded up), at least min_maintenance_usd.
     """
-    return self._maintenance(market, size_usd)
+    return self._maintenance(market, size_usd, self._config_a[market])
 
 
 @view
@@ -673,6 +675,7 @@ def configure_market(market: uint256, c: market_types.MarketConfig, r: market_ty
         | (c.min_maintenance_usd // MICRO_USD << A_MIN_MAINTENANCE)
         | (r.liquidation_fee_usd // MICRO_USD << A_LIQ_FEE_USD)
         | (self._a(market, A_STATUS, 8) << A_STATUS)
+        | (convert(self.paused, uint256) << A_PAUSED)
     )
     config_b: uint256 = (
         (c.max_open_interest_usd << B_MAX_OI)
@@ -767,9 +770,16 @@ def set_paused(paused: bool):
     """
     @notice Stop (or resume) opening and increasing positions, only the Configurator.
             Closing, adding collateral, liquidation and ADL stay available.
+    @dev The flag is also copied into the pause bit of every market's settings word
+         (A_PAUSED), which the trading paths read instead (a word they read anyway);
+         `configure_market` copies it into a new market's word.
     """
     self._only_configurator()
-    self.paused = paused
+    if paused != self.paused:
+        self.paused = paused
+        # every market's bit equals `paused`, so a change flips them all
+        for market: uint256 in self.markets:
+            self._config_a[market] ^= 1 << A_PAUSED
     log PausedSet(paused=paused)
 
 
@@ -810,12 +820,14 @@ def _load(key: bytes32) -> market_types.Position:
 
 
 @internal
-def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_types.Position, new: market_types.Position) -> int256:
+def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_types.Position, new: market_types.Position, known_reserved_delta: int256) -> int256:
     """
     @dev The one place a position changes, and with it every aggregate that depends on
          positions: open interest (USD, tokens), Σ size × index snapshots. Returns the
          change of the market's reserve in token units, which the caller passes to the
-         Vault in the same `settle`.
+         Vault in the same `settle`: `known_reserved_delta` when the caller has computed
+         it from the same open interest (an increase, by its cap check), else
+         (UNKNOWN_RESERVE) computed here.
     """
     if not (new.size_usd <= MASK_128 and new.size_tokens <= MASK_128):
         self._fail("perp: size too large")
@@ -833,23 +845,25 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
     self._oi[side] = usd | (tokens << HALF)
     # the sums round down on both sides; pool_value's pending terms are estimates
     sums: uint256 = self._sums[side]
-    borrow_sum: uint256 = (
-        (sums & MASK_128)
-        + math.mul_div(new.size_usd, new.borrow_index, WAD, False)
-        - math.mul_div(old.size_usd, old.borrow_index, WAD, False)
-    )
-    funding_sum: int256 = (
-        convert(sums >> HALF, int256)
-        + self._signed_mul_wad(new.size_usd, new.funding_index)
-        - self._signed_mul_wad(old.size_usd, old.funding_index)
-    )
+    borrow_sum: uint256 = sums & MASK_128
+    funding_sum: int256 = convert(sums >> HALF, int256)
+    # the new position's terms in, then the old one's out (an empty one has none: an open
+    # or a close skips its products)
+    if new.size_usd != 0:
+        borrow_sum += math.mul_div(new.size_usd, new.borrow_index, WAD, False)
+        funding_sum += self._signed_mul_wad(new.size_usd, new.funding_index)
+    if old.size_usd != 0:
+        borrow_sum -= math.mul_div(old.size_usd, old.borrow_index, WAD, False)
+        funding_sum -= self._signed_mul_wad(old.size_usd, old.funding_index)
     if not (borrow_sum <= MASK_128 and funding_sum >= 0 and funding_sum <= convert(MASK_128, int256)):
         self._fail("perp: aggregate overflow")
     self._sums[side] = borrow_sum | (convert(funding_sum, uint256) << HALF)
-    reserved_delta: int256 = 0
-    if new.size_usd != old.size_usd:
-        other: uint256 = self._oi[side ^ 1] & MASK_128
-        reserved_delta = self._reserve_change(market, (oi & MASK_128) + other, usd + other)
+    reserved_delta: int256 = known_reserved_delta
+    if reserved_delta == UNKNOWN_RESERVE:
+        reserved_delta = 0
+        if new.size_usd != old.size_usd:
+            other: uint256 = self._oi[side ^ 1] & MASK_128
+            reserved_delta = self._reserve_change(market, (oi & MASK_128) + other, usd + other)
 
     if new.size_usd == 0:
         self._pos_size[key] = 0
@@ -866,64 +880,40 @@ def _write_position(key: bytes32, market: uint256, is_long: bool, old: market_ty
 
 @internal
 @view
-def _check_caps(market: uint256, is_long: bool, size_delta: uint256, must: bool) -> uint256:
-    # before the write: the side's open interest and the Vault's reserve after the trade
-    side: uint256 = market * 2 + convert(is_long, uint256)
-    usd: uint256 = (self._oi[side] & MASK_128) + size_delta
-    if usd > self._b(market, B_MAX_OI, BITS_OI):
-        return self._refuse(REFUSED_MAX_OPEN_INTEREST, must)
-    other: uint256 = self._oi[side ^ 1] & MASK_128
-    reserved: int256 = convert(staticcall vault.reserved_amount(), int256) + self._reserve_change(market, usd - size_delta + other, usd + other)
-    if reserved > convert(staticcall vault.pool_amount(), int256):
-        return self._refuse(REFUSED_RESERVE_EXCEEDED, must)
-    return 0
-
-
-@internal
-@view
 def _check_position(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices, must: bool) -> uint256:
     # the rules a position left open by a trade must meet (0 when it does, else a refusal)
     if pos.size_tokens == 0:
         return self._refuse(REFUSED_POSITION_TOO_SMALL, must)
     collateral_wad: uint256 = pos.collateral * token_scale
-    if collateral_wad < self._usd(market, A_MIN_COLLATERAL):
+    config_a: uint256 = self._config_a[market]
+    if collateral_wad < ((config_a >> A_MIN_COLLATERAL) & MASK_MICRO_USD) * MICRO_USD:
         return self._refuse(REFUSED_COLLATERAL_BELOW_MIN, must)
-    if pos.size_usd * BPS > self._a(market, A_LEVERAGE, BITS_LEVERAGE) * collateral_wad:
+    if pos.size_usd * BPS > ((config_a >> A_LEVERAGE) & (2**BITS_LEVERAGE - 1)) * collateral_wad:
         return self._refuse(REFUSED_LEVERAGE_TOO_HIGH, must)
-    remaining: int256 = 0
-    maintenance: uint256 = 0
-    remaining, maintenance = self._health(pos, market, is_long, price, idx)
-    if remaining < convert(maintenance, int256):
+    v: market_types.PositionValues = self._values(pos, market, is_long, price, idx)
+    if v.remaining < convert(v.maintenance, int256):
         return self._refuse(REFUSED_WOULD_BE_LIQUIDATABLE, must)
     return 0
 
 
 @internal
 @view
-def _health(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices) -> (int256, uint256):
-    """
-    @dev The one health function, behind opening, decreasing, `liquidate` and the views: a
-         position is liquidatable when remaining < maintenance (see `_values`).
-    """
-    v: market_types.PositionValues = self._values(pos, market, is_long, price, idx)
-    return v.remaining, v.maintenance
-
-
-@internal
-@view
 def _values(pos: market_types.Position, market: uint256, is_long: bool, price: uint256, idx: Indices) -> market_types.PositionValues:
     """
-    @dev remaining = collateral + PnL - pending borrowing - pending funding paid
+    @dev The one health function, behind opening, decreasing, `liquidate` and the views: a
+         position is liquidatable when remaining < maintenance.
+         remaining = collateral + PnL - pending borrowing - pending funding paid
          (+ received) - close fee, against the tiered maintenance margin. Costs round up,
          gains down.
     """
+    config_a: uint256 = self._config_a[market]
     v: market_types.PositionValues = market_types.PositionValues(
         pnl=math.pnl_usd(pos.size_usd, pos.size_tokens, price, is_long),
         borrowing_fee=math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD, True),
         funding=self._funding_wad(pos, is_long, idx),
-        close_fee=math.bps_of(pos.size_usd, self._a(market, A_FEE, BITS_BPS), True),
+        close_fee=math.bps_of(pos.size_usd, (config_a >> A_FEE) & MASK_BPS, True),
         remaining=0,
-        maintenance=self._maintenance(market, pos.size_usd),
+        maintenance=self._maintenance(market, pos.size_usd, config_a),
     )
     v.remaining = convert(pos.collateral * token_scale, int256) + v.pnl + v.funding - convert(v.borrowing_fee + v.close_fee, int256)
     return v
@@ -931,13 +921,13 @@ def _values(pos: market_types.Position, market: uint256, is_long: bool, price: u
 
 @internal
 @view
-def _maintenance(market: uint256, size_usd: uint256) -> uint256:
+def _maintenance(market: uint256, size_usd: uint256, config_a: uint256) -> uint256:
     """
     @dev max(size x the rate of the size's tier, min_maintenance_usd), rounded up. The base
          rate applies from size 0; each tier's rate from its threshold up (thresholds and
-         rates increase; a zero threshold ends the table).
+         rates increase; a zero threshold ends the table). `config_a`: the market's
+         settings word, which the caller has read.
     """
-    config_a: uint256 = self._config_a[market]
     bps: uint256 = (config_a >> A_MAINTENANCE) & MASK_BPS
     floor_usd: uint256 = ((config_a >> A_MIN_MAINTENANCE) & MASK_MICRO_USD) * MICRO_USD
     if size_usd // MICRO_USD < 1 << ((config_a >> A_TIER_FLOOR) & MASK_BYTE):
@@ -969,13 +959,6 @@ def _signed_tokens(wad: int256) -> int256:
 
 
 @internal
-@pure
-def _tokens_for(size_usd: uint256, price: uint256, is_long: bool) -> uint256:
-    # longs get fewer tokens (rounded down), shorts owe more (rounded up)
-    return math.mul_div(size_usd, WAD, price, not is_long)
-
-
-@internal
 @view
 def _to_tokens(wad: uint256, round_up: bool) -> uint256:
     return math.mul_div(wad, 1, token_scale, round_up)
@@ -991,7 +974,8 @@ def _pending(pos: market_types.Position, is_long: bool, idx: Indices) -> Settle:
     s: Settle = empty(Settle)
     if pos.size_usd == 0:
         return s
-    s.borrow_fee = self._to_tokens(math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD, True), True)
+    # one division for WAD USD then tokens, both rounded up: ceil(ceil(a / b) / c) == ceil(a / (b c))
+    s.borrow_fee = math.mul_div(pos.size_usd, idx.borrow - pos.borrow_index, WAD * token_scale, True)
     funding: int256 = self._funding_wad(pos, is_long, idx)
     if funding >= 0:
         s.funding_received = self._to_tokens(convert(funding, uint256), False)
@@ -1039,7 +1023,8 @@ def _reserve_change(market: uint256, before_usd: uint256, after_usd: uint256) ->
 @view
 def _reserve_of(reserve_factor_bps: uint256, open_interest_usd: uint256) -> uint256:
     # the market's share of the Vault's reserved amount: its reserve in tokens, rounded up
-    return self._to_tokens(math.bps_of(open_interest_usd, reserve_factor_bps, True), True)
+    # rounded up to USD then to tokens in one division: ceil(ceil(a / b) / c) == ceil(a / (b c))
+    return math.mul_div(open_interest_usd, reserve_factor_bps, BPS * token_scale, True)
 
 
 @internal
@@ -1192,21 +1177,26 @@ def _increase(
     must: bool,
 ) -> uint256:
     """
-    @dev Every increase. `must`: a refusal reverts (a trader's own call), otherwise it is
-         returned (the order book's): every check comes before the first write to the
-         position and its aggregates. Collateral comes from `account` (must) or from the
-         order book's escrow in the Vault.
+    @dev Every increase. `must`: a refusal reverts (a trader's own call, refused first of
+         all where direct fills are off), otherwise it is returned (the order book's):
+         every check comes before the first write to the position and its aggregates.
+         Collateral comes from `account` (must) or from the order book's escrow in the Vault.
     """
-    if self._config_a[market] == 0:
+    # the market's settings word, read once: direct fills, listed, paused (the global
+    # pause's copy, so `paused` is not read), status, position fee, insurance cut
+    config_a: uint256 = self._config_a[market]
+    if must and config_a & (1 << A_DIRECT_OFF) != 0:
+        self._fail("perp: direct fills off")
+    if config_a == 0:
         return self._refuse(REFUSED_UNKNOWN_MARKET, must)
     if collateral_delta == 0 and size_delta == 0:
         return self._refuse(REFUSED_NOTHING_TO_DO, must)
     key: bytes32 = self._key(account, market, is_long)
     pos: market_types.Position = self._load(key)
     if size_delta != 0:
-        if self.paused:
+        if config_a & (1 << A_PAUSED) != 0:
             return self._refuse(REFUSED_PAUSED, must)
-        if self._a(market, A_STATUS, STATUS_BITS) != ACTIVE:
+        if (config_a >> A_STATUS) & ((1 << STATUS_BITS) - 1) != ACTIVE:
             return self._refuse(REFUSED_MARKET_CLOSING, must)
     if pos.size_usd == 0:
         if size_delta == 0:
@@ -1228,7 +1218,9 @@ def _increase(
 
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
+    # the fee in USD then in tokens, both rounded up, in one division (ceil(ceil(a / b) / c)
+    # == ceil(a / (b c)))
+    s.position_fee = math.mul_div(size_delta, (config_a >> A_FEE) & MASK_BPS, BPS * token_scale, True)
 
     gross: uint256 = pos.collateral + collateral_delta + s.funding_received
     owed: uint256 = s.borrow_fee + s.position_fee + s.funding_paid
@@ -1237,19 +1229,31 @@ def _increase(
 
     new: market_types.Position = market_types.Position(
         size_usd=pos.size_usd + size_delta,
-        size_tokens=pos.size_tokens + (self._tokens_for(size_delta, price, is_long) if size_delta != 0 else 0),
+        # longs get fewer tokens (rounded down), shorts owe more (rounded up)
+        size_tokens=pos.size_tokens + (math.mul_div(size_delta, WAD, price, not is_long) if size_delta != 0 else 0),
         collateral=gross - owed,
         borrow_index=idx.borrow,
         funding_index=idx.funding_long if is_long else idx.funding_short,
     )
-    # adding collateral alone only reduces risk: allowed even to an unhealthy position
+    # adding collateral alone only reduces risk: allowed even to an unhealthy position (and
+    # changes no reserve)
+    reserved_delta: int256 = 0
     if size_delta != 0:
-        code: uint256 = self._check_caps(market, is_long, size_delta, must)
-        if code == 0:
-            code = self._check_position(new, market, is_long, price, idx, must)
+        # the caps, before the write: the side's open interest and the Vault's reserve after
+        # the trade (the reserve change is the one `_write_position` then books). `_accrue`
+        # has just recorded the Vault's pool amount in the clock word: read there
+        side: uint256 = market * 2 + convert(is_long, uint256)
+        usd: uint256 = (self._oi[side] & MASK_128) + size_delta
+        if usd > self._b(market, B_MAX_OI, BITS_OI):
+            return self._refuse(REFUSED_MAX_OPEN_INTEREST, must)
+        other: uint256 = self._oi[side ^ 1] & MASK_128
+        reserved_delta = self._reserve_change(market, usd - size_delta + other, usd + other)
+        if convert(staticcall vault.reserved_amount(), int256) + reserved_delta > convert(self._clock[market] >> POOL_OFFSET, int256):
+            return self._refuse(REFUSED_RESERVE_EXCEEDED, must)
+        code: uint256 = self._check_position(new, market, is_long, price, idx, must)
         if code != 0:
             return code
-    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
+    reserved_delta = self._write_position(key, market, is_long, pos, new, reserved_delta)
     log PositionUpdate(
         key=key,
         account=account,
@@ -1272,7 +1276,7 @@ def _increase(
     )
     # collateral bucket: + paid in - fees - funding paid + funding received; the pool
     # takes the fees and funding paid and fronts funding received, less the insurance cut
-    cut: uint256 = self._insurance_cut(self._config_a[market], s.position_fee)
+    cut: uint256 = math.bps_of(s.position_fee, (config_a >> A_INSURANCE_CUT) & MASK_BPS, False)  # as `_insurance_cut`
     fees_to_pool: int256 = convert(owed, int256) - convert(s.funding_received, int256)
     self._settle(
         account if must else empty(address),
@@ -1358,7 +1362,8 @@ def _decrease(
     closing: bool = size_delta == pos.size_usd
     idx: Indices = self._accrue(market)
     s: Settle = self._pending(pos, is_long, idx)
-    s.position_fee = self._to_tokens(math.bps_of(size_delta, self._a(market, A_FEE, BITS_BPS), True), True)
+    # rounded up twice, in one division: ceil(ceil(a / b) / c) == ceil(a / (b c))
+    s.position_fee = math.mul_div(size_delta, self._a(market, A_FEE, BITS_BPS), BPS * token_scale, True)
     tokens_closed: uint256 = pos.size_tokens
     if not closing:
         # long: fewer tokens closed (less profit now); short: more (less profit now)
@@ -1402,7 +1407,7 @@ def _decrease(
         code: uint256 = self._check_position(new, market, is_long, price, idx, must)
         if code != 0:
             return code, 0
-    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new)
+    reserved_delta: int256 = self._write_position(key, market, is_long, pos, new, UNKNOWN_RESERVE)
     # the insurance fund takes its cut of a fee actually collected, or covers a shortfall
     insurance_delta: int256 = 0
     if shortfall == 0:
@@ -1440,7 +1445,7 @@ def _decrease(
 @internal
 def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
     """
-    @dev Liquidate if `_health` says so; otherwise revert (`must`) or return False (batch).
+    @dev Liquidate if the health function (`_values`) says so; otherwise revert (`must`) or return False (batch).
     """
     key: bytes32 = self._key(ref.account, ref.market, ref.is_long)
     pos: market_types.Position = self._load(key)
@@ -1496,7 +1501,7 @@ def _liquidate(ref: PositionRef, fee_receiver: address, must: bool) -> bool:
         from_insurance = min(topup, fund)
         cover = self._cover(key, market, shortfall, fund - from_insurance)
 
-    reserved_delta: int256 = self._write_position(key, market, ref.is_long, pos, empty(market_types.Position))
+    reserved_delta: int256 = self._write_position(key, market, ref.is_long, pos, empty(market_types.Position), UNKNOWN_RESERVE)
     log Liquidation(
         key=key,
         account=ref.account,
@@ -1631,13 +1636,6 @@ def _a(market: uint256, offset: uint256, bits: uint256) -> uint256:
 @view
 def _b(market: uint256, offset: uint256, bits: uint256) -> uint256:
     return (self._config_b[market] >> offset) & ((1 << bits) - 1)
-
-
-@internal
-@view
-def _usd(market: uint256, offset: uint256) -> uint256:
-    # a USD amount of _config_a, stored in micro-dollars, as WAD
-    return self._a(market, offset, BITS_MICRO_USD) * MICRO_USD
 
 
 @internal

@@ -182,7 +182,7 @@ LIQUIDATE_AT_THE_BOUNDARY = Variant(
 ORACLE_NO_STALENESS = Variant(
     name="oracle_no_staleness",
     contract="Oracle",
-    patches=(('    assert not self._is_stale(slot, self._config), "oracle: stale price"\n', ""),),
+    patches=(('    assert not self._is_stale(slot, cfg), "oracle: stale price"\n', ""),),
     summary="Oracle.get_price no longer reverts on a stale price",
 )
 

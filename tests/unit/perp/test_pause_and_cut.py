@@ -231,6 +231,31 @@ def test_increase__paused__open_and_increase_refused_in_every_market(
         refused(env, "perp: paused", grow, *args, sender=counterparty, others=(funded_trader,))
 
 
+def test_increase__market_listed_while_paused_or_pause_repeated__refused_until_resumed(
+    env, funded_trader, counterparty, deployer, pauser
+):
+    # Perp copies the pause into every market's settings word (the bit its trades read):
+    # a market listed during a pause starts paused, and a repeated pause or resume changes
+    # nothing
+    pause(env, pauser)
+    pause(env, deployer)
+    env.oracle.add_market("SOL", sender=deployer)
+    sol = env.oracle.market_count()
+    env.configurator.add_market(sol, params.MARKET_CONFIG, params.RISK_CONFIG, sender=deployer)
+    push_fresh(env, sol, BASE)
+    push_fresh(env, env.eth, OPEN_PRICE)
+    pin(env)
+    for market in (env.eth, sol):
+        args = (env, True, env.usd(1_000), 10_000 * WAD, market)
+        refused(env, "perp: paused", grow, *args, sender=counterparty, others=(funded_trader,))
+    env.configurator.set_paused(False, sender=deployer)
+    env.configurator.set_paused(False, sender=deployer)
+    assert not env.perp.paused()
+    for market in (env.eth, sol):
+        grow(env, True, env.usd(1_000), 10_000 * WAD, market, sender=counterparty)
+        assert env.perp.get_position(counterparty, market, True).size_usd == 10_000 * WAD
+
+
 def test_deposit__paused__refused_vault_paused(env, lp, pauser):
     pause(env, pauser)
     refused(env, "vault: paused", env.vault.deposit, env.usd(1_000), 0, lp, sender=lp)
