@@ -31,7 +31,7 @@ import ape
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
-from helpers import WAD, ceil_div, fast_reverts, pin  # noqa: F401 (autouse fixture)
+from helpers import WAD, ceil_div, fast_reverts, isolated, pin  # noqa: F401 (autouse fixture)
 from orders_helpers import (
     BY_OWNER, EXPIRED, FEE, LIMIT_INCREASE, MARKET_DECREASE, MARKET_INCREASE, STOP_LOSS, TAKE_PROFIT, any_price, moved,
 )
@@ -104,7 +104,8 @@ def _module_fixtures_first(env, people):
     """Module fixtures before any test (Ape's isolation never rebases a snapshot)."""
 
 
-WHICH = st.sampled_from(["eth", "eth", "btc", "all", "all"])  # markets a push covers
+# hypothesis favours the first of each list: the usual case goes first
+WHICH = st.sampled_from(["all", "eth", "btc", "all", "eth"])  # markets a push covers
 create = st.tuples(
     st.just("create"),
     st.integers(0, 2),  # who
@@ -117,16 +118,16 @@ create = st.tuples(
 )
 # least accepted: none, the quote at the value now (the fill's own price decides), a bit below
 # it, never met (slippage), beyond the order book's bound (refused at creation)
-MIN_OUT = st.sampled_from(["none", "none", "quote", "quote", "99%", "huge", "too large"])
-FEE_EXTRA = st.sampled_from([0, 0, 1, 3, -1])  # in minimum fees; -1: one unit below the minimum
+MIN_OUT = st.sampled_from(["none", "quote", "none", "quote", "99%", "huge", "too large"])
+FEE_EXTRA = st.sampled_from([0, 1, 0, 3, -1])  # in minimum fees; -1: one unit below the minimum
 deposit = st.tuples(
     st.just("deposit"), st.integers(0, 2),
-    st.sampled_from([0, -1, 100, 5_000, 5_000, 50_000, 250_000]),  # dollars; -1: one token unit
+    st.sampled_from([5_000, 50_000, 100, -1, 5_000, 250_000, 0]),  # dollars; -1: one token unit
     MIN_OUT, FEE_EXTRA,
 )
 redeem = st.tuples(
-    st.just("redeem"), st.integers(0, 2),
-    st.sampled_from([0, "wei", 0.1, 0.5, 0.5, 1, 1.01]),  # of the model's balance
+    st.just("redeem"), st.sampled_from([0, 1, 0, 1, 2]),  # the first two hold shares
+    st.sampled_from([0.5, 0.1, 1, "wei", 0.5, 1.01, 0]),  # of the model's balance
     MIN_OUT, FEE_EXTRA,
 )
 push = st.tuples(st.just("push"), st.integers(-150, 150), WHICH)
@@ -135,7 +136,7 @@ push_execute = st.tuples(st.just("push_execute"), st.integers(-100, 100), WHICH)
 cancel = st.tuples(st.just("cancel"), st.integers(0, 50), st.sampled_from(["owner", "owner", "stranger"]))
 elapse = st.tuples(st.just("elapse"), st.sampled_from([5, 60, 200, 2_000]))
 program = st.lists(
-    st.one_of(create, create, deposit, deposit, redeem, redeem, push_execute, push_execute, push, execute, cancel, elapse),
+    st.one_of(deposit, redeem, create, push_execute, deposit, redeem, create, push_execute, push, execute, cancel, elapse),
     min_size=6, max_size=18,
 )
 
@@ -509,12 +510,12 @@ LP_FILLS = [  # always run: LP orders filled, refused at the fill and at creatio
 ]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(steps=program)
 @example(steps=FILLS)
 @example(steps=LP_FILLS)
 def test_orders_money__random_programs__escrow_and_vault_always_balance(env, people, steps):
-    with env.chain.isolate():
+    with isolated(env.chain):  # not chain.isolate(): it swallows failed asserts
         model = Model(
             live={}, price={m: env.oracle.price_data(m).price for m in markets(env)}, clock=head(env),
             shares={p.address: env.vault.balanceOf(p) for p in people}, supply=env.vault.totalSupply(),
