@@ -1269,8 +1269,8 @@ class LpOrderRules:
             if outcome == "refused":
                 c = gone[oid]
                 refund = o.amount if o.kind == LP_DEPOSIT else 0
-                assert (c["reason_code"], c["reason"], c["refund"], c["fee_receiver"], c["fee_paid"], c["shares_refund"]) == (
-                    VAULT_CODES[words], words, refund, sender, o.fee, o.shares)
+                got = tuple(c[k] for k in ("reason_code", "reason", "refund", "fee_receiver", "fee_paid", "shares_refund"))
+                assert got == (VAULT_CODES[words], words, refund, sender, o.fee, o.shares), got
                 self.expect_deltas(claimable_amount=refund)
                 self.expect_delta(("claimable", o.owner), refund)
                 continue

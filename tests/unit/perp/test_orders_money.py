@@ -94,7 +94,8 @@ def people(env, accounts):
         env.vault.deposit(env.usd(SEED_SHARES_USD), 0, a, sender=a)
     pin(env, env.chain.blocks.head.timestamp + env.vault.cooldown() + 1)
     env.chain.mine()
-    t = push_stepped(env.oracle, env.chain, env.keeper, {m: env.oracle.price_data(m).price for m in env.markets.values()})
+    stored = {m: env.oracle.price_data(m).price for m in env.markets.values()}
+    t = push_stepped(env.oracle, env.chain, env.keeper, stored)
     pin(env, t)
     return out
 
@@ -136,7 +137,8 @@ push_execute = st.tuples(st.just("push_execute"), st.integers(-100, 100), WHICH)
 cancel = st.tuples(st.just("cancel"), st.integers(0, 50), st.sampled_from(["owner", "owner", "stranger"]))
 elapse = st.tuples(st.just("elapse"), st.sampled_from([5, 60, 200, 2_000]))
 program = st.lists(
-    st.one_of(deposit, redeem, create, push_execute, deposit, redeem, create, push_execute, push, execute, cancel, elapse),
+    st.one_of(deposit, redeem, create, push_execute, deposit, redeem, create, push_execute, push, execute, cancel,
+              elapse),
     min_size=6, max_size=18,
 )
 
@@ -279,12 +281,15 @@ def do_push(env, model: Model, bps: int, which: str, keeper) -> None:
     # one second after every block so far and every observation: newer than every order
     t = max([model.clock, head(env)] + [env.oracle.price_timestamp(m) for m in markets(env)]) + 1
     pin(env, t)
-    before = (env.vault.escrow_amount(), env.token.balanceOf(env.vault), [env.oracle.price_data(m) for m in ids])
+    def seen():
+        return env.vault.escrow_amount(), env.token.balanceOf(env.vault), [env.oracle.price_data(m) for m in ids]
+
+    before = seen()
     try:
         env.oracle.set_prices(ids, new, t, sender=keeper)
     except ape.exceptions.ContractLogicError:
         # an Oracle bound (not modelled here: tests/unit/oracle has them): nothing changed
-        assert (env.vault.escrow_amount(), env.token.balanceOf(env.vault), [env.oracle.price_data(m) for m in ids]) == before
+        assert seen() == before
         return
     for m, p in zip(ids, new):
         model.price[m] = p
