@@ -58,6 +58,10 @@ def world(request, project, deployer, keeper, lp, other_lp, attacker, accounts, 
     w.mint_fee_bps = rpc.call(w.vault, "mint_fee_bps")
     w.burn_fee_bps = rpc.call(w.vault, "burn_fee_bps")
     w.cooldown = rpc.call(w.vault, "cooldown")
+    w.orders = K.Contract(env.orders, "orders")
+    w.min_fee = rpc.call(w.orders, "min_execution_fee")
+    w.timeout = rpc.call(w.orders, "timeout")
+    w.expiry = rpc.call(w.orders, "expiry")
     w.decimals = decimals
     return w
 

@@ -19,6 +19,12 @@ Quantities the contracts do not expose, and how they are obtained:
   rounds it inside `left`;
 - donations (plain token transfers to the Vault) are counted by the machine.
 
+LP orders (LpOrderRules) are modelled like the positions: each live order as placed, its
+escrow (a deposit's amount + fee, a redeem's fee; a redeem's shares held by the OrderBook).
+A batch is predicted order by order in id order, on the state the earlier fills left (only
+the pool amount and the share supply move, so the Python pool value prices each fill):
+pending, expired, refused with the Vault's code, or filled with the Vault's shares or amount.
+
 The LP share-price invariant (a deposit or redeem moves the price only by its fee and one
 unit of rounding, a donation not at all) is asserted at both values wherever the pool
 value's trader-pnl cap (`max_pnl_factor_bps`) does not bind. Where it binds, the cap is a
@@ -88,6 +94,10 @@ class World:
     mint_fee_bps: int = 0
     burn_fee_bps: int = 0
     cooldown: int = 0
+    orders: K.Contract | None = None  # the OrderBook (LP orders)
+    min_fee: int = 0  # its min_execution_fee, timeout and expiry
+    timeout: int = 0
+    expiry: int = 0
 
     @property
     def actors(self) -> tuple[str, ...]:
@@ -112,6 +122,33 @@ class Step:
     fee: int = 0
     prices_used: list = field(default_factory=list)  # (market, price) of every fill
     liquidation: tuple | None = None  # (was liquidatable, liquidated)
+    lp_fills: list = field(default_factory=list)  # LP order fills in order: (action, amount, fee, shares)
+
+
+@dataclass
+class LpOrder:
+    """A live LP order as placed (token units; shares 18 decimals)."""
+
+    owner: str
+    kind: int  # LP_DEPOSIT or LP_REDEEM
+    amount: int  # escrowed tokens of a deposit
+    shares: int  # escrowed shares of a redeem
+    min_out: int
+    fee: int
+    placed_at: int
+    floor: int
+
+    def escrow(self) -> int:
+        return self.fee + (self.amount if self.kind == LP_DEPOSIT else 0)
+
+
+LP_DEPOSIT, LP_REDEEM = 5, 6  # OrderBook kinds
+EXPIRED, BY_OWNER = 34, 40  # OrderBook reason codes
+VAULT_CODES = {  # the Vault's LP refusals (Vault.lp_reason)
+    "vault: paused": 48, "vault: first deposit too small": 49, "vault: pool value zero": 50, "vault: zero shares": 51,
+    "vault: slippage": 52, "vault: deposit would dilute": 53, "vault: zero amount": 54, "vault: reserved": 55,
+    "vault: redeem beyond its share": 56,
+}
 
 
 # ---------------------------------------------------------------- the machine
@@ -139,6 +176,7 @@ class Base(RuleBasedStateMachine):
         self._obs_id = -1
         self._obs: dict = {}
         self.step: Step | None = None
+        self.lp_orders: dict[int, LpOrder] = {}  # live LP orders by id
         # a fresh price for every market, observed now
         logs = self.rpc.send(world.keeper, world.oracle, "set_prices", list(world.markets),
                              [self.prices[m] for m in world.markets], self.rpc.now)
@@ -164,12 +202,15 @@ class Base(RuleBasedStateMachine):
         for a in w.actors:
             add(("bal", a), w.token, "balanceOf", a)
         for fn in ("pool_amount", "collateral_amount", "escrow_amount", "insurance_amount", "claimable_amount",
-                   "reserved_amount", "totalSupply", "paused"):
+                   "reserved_amount", "totalSupply", "paused", "lp_orders_only"):
             add(fn, w.vault, fn)
-        for a in (*w.lps, DEAD):
+        for a in (*w.lps, DEAD, w.orders.address):
             add(("shares", a), w.vault, "balanceOf", a)
-        for a in (*w.liquidators, w.attacker):
+        for a in (*w.liquidators, w.attacker, *w.lps, w.keeper):
             add(("claimable", a), w.vault, "claimable", a)
+        add("next_order_id", w.orders, "next_order_id")
+        for oid in sorted(self.lp_orders):
+            add(("order", oid), w.orders, "get_order", oid)
         for a in w.lps:
             add(("last_deposit", a), w.vault, "last_deposit_at", a)
         add(("pv", True), w.vault, "pool_value", True)
@@ -267,7 +308,7 @@ class Base(RuleBasedStateMachine):
             return None
         assert expect is None, f"{fn}{args}: succeeded, expected the refusal {expect!r}"
         w = self.w
-        step.events = K.events(logs, w.perp, w.vault, w.risk, w.oracle, w.conf, w.token)
+        step.events = K.events(logs, w.perp, w.vault, w.risk, w.oracle, w.conf, w.token, w.orders)
         self.stats[f"ok:{step.kind}"] += 1
         return step.events
 
@@ -452,6 +493,10 @@ class Base(RuleBasedStateMachine):
         for k, v in deltas.items():
             self.step.deltas[k] = self.step.deltas.get(k, 0) + v
 
+    def expect_delta(self, key, v: int) -> None:
+        """A delta of a per-account figure: ("shares", account) or ("claimable", account)."""
+        self.step.deltas[key] = self.step.deltas.get(key, 0) + v
+
     def apply_update(self, key, exp: Expect, event: dict) -> None:
         """A PositionUpdate: matches the prediction field by field; the model follows it."""
         _, m, is_long = key
@@ -539,8 +584,9 @@ class Base(RuleBasedStateMachine):
             K.reserve_tokens(o[("oi", m, True)][0] + o[("oi", m, False)][0], o[("cfg", m)].reserve_factor_bps, w.scale)
             for m in w.markets)
         assert o["reserved_amount"] == reserved
-        assert o["escrow_amount"] == 0
-        assert o["claimable_amount"] == sum(o[("claimable", a)] for a in (*w.liquidators, w.attacker))
+        assert o["escrow_amount"] == sum(x.escrow() for x in self.lp_orders.values())
+        assert o[("shares", w.orders.address)] == sum(x.shares for x in self.lp_orders.values())
+        assert o["claimable_amount"] == sum(o[("claimable", a)] for a in (*w.liquidators, w.attacker, *w.lps, w.keeper))
 
     @invariant()
     def inv_positions_as_logged(self):
@@ -555,9 +601,13 @@ class Base(RuleBasedStateMachine):
         step's modelled flows: fees, realised PnL, funding, bad debt, deposits, redeems."""
         if self.step is None:
             return
-        o, pre = self.current(), self.step.pre
+        o, pre, w = self.current(), self.step.pre, self.w
+        # per account: every LP's shares and the OrderBook's, and what the LPs, the keeper and
+        # the attacker are owed (liquidators' credits are in the total)
+        per_account = [("shares", a) for a in (*w.lps, w.orders.address)]
+        per_account += [("claimable", a) for a in (*w.lps, w.keeper, w.attacker)]
         for k in ("pool_amount", "collateral_amount", "insurance_amount", "claimable_amount", "bad_debt_total",
-                  "totalSupply"):
+                  "totalSupply", "escrow_amount", *per_account):
             assert o[k] == pre[k] + self.step.deltas.get(k, 0), (self.step.kind, k, o[k] - pre[k], self.step.deltas.get(k, 0))
 
     @invariant()
@@ -672,43 +722,80 @@ class Base(RuleBasedStateMachine):
         the documented rounding and fees: a donation or top-up not at all; a deposit or
         redeem never lowers it and raises it by at most its own fee plus one share-wei or
         token unit of rounding. (Checked where the pool value's profit cap does not bind:
-        there the cap itself moves with the pool amount, see the module docstring.)"""
+        there the cap itself moves with the pool amount, see the module docstring.) LP
+        orders: placing or cancelling one moves nothing; a batch that fills some is checked
+        fill by fill, on the states between them (the pool amount and supply each fill
+        leaves, valued by the Python pool value), and must end at the observed state."""
         step = self.step
         if step is None or step.refused is not None or step.lp_action is None:
             return
         o, pre = self.current(), step.pre
+        if step.lp_action == "orders":
+            state = dict(pre)
+            for action, amount, fee, shares in step.lp_fills:
+                sign = 1 if action == "deposit" else -1
+                after = {**state, "pool_amount": state["pool_amount"] + sign * amount,
+                         "totalSupply": state["totalSupply"] + sign * shares}
+                for maximize in (True, False):
+                    before_v, after_v = self.pool_value(state, maximize), self.pool_value(after, maximize)
+                    assert not isinstance(before_v, Reverted) and not isinstance(after_v, Reverted)
+                    self._check_lp_move(action, maximize, before_v[0], state["totalSupply"], after_v[0],
+                                        after["totalSupply"], amount, fee, before_v[1] or after_v[1])
+                state = after
+            assert (state["pool_amount"], state["totalSupply"]) == (o["pool_amount"], o["totalSupply"])
+            if not step.lp_fills:
+                for maximize in (True, False):
+                    assert (pre[("pv", maximize)], pre["totalSupply"]) == (o[("pv", maximize)], o["totalSupply"])
+            return
         S, S2 = pre["totalSupply"], o["totalSupply"]
         for maximize in (True, False):
             V, V2 = pre[("pv", maximize)], o[("pv", maximize)]
-            if step.lp_action in ("donate", "fund_insurance", "claim"):
+            if step.lp_action in ("donate", "fund_insurance", "claim", "order_placed", "order_cancelled"):
                 assert (V, S) == (V2, S2), f"{step.lp_action} moved the share price"
                 continue
             before, after = self.pool_value(pre, maximize), self.pool_value(o, maximize)
             assert not isinstance(before, Reverted) and not isinstance(after, Reverted)
-            capped = before[1] or after[1]
-            scale = self.w.scale
-            rise = V2 * S - V * S2  # (new price - old price) x S x S2
-            priced_at = maximize if step.lp_action == "deposit" else not maximize
-            if capped:
-                # the pnl cap moves with the pool amount: the Vault's own check holds at the
-                # value the flow was priced at; the other value is not linear here
-                self.stats[f"{step.lp_action} under the pnl cap"] += 1
-                if priced_at:
-                    if step.lp_action == "deposit":
-                        assert rise >= 0, "a deposit under the pnl cap lowered the share price"
-                    else:
-                        assert rise <= S * (step.fee + 1) * scale, "a redeem under the pnl cap raised the price beyond its fee"
-                continue
-            if step.lp_action == "deposit":
-                assert V2 == V + step.amount * scale
-                assert rise >= 0, "a deposit lowered the share price"
-                if maximize:  # the value deposits are priced at
-                    assert rise < step.fee * scale * S + V, "a deposit raised the share price beyond its fee"
-            else:
-                assert V2 == V - step.amount * scale
-                assert rise >= 0, "a redeem lowered the share price"
-                if not maximize:  # the value redemptions are priced at
-                    assert rise <= S * (step.fee + 1) * scale + S, "a redeem raised the share price beyond its fee"
+            self._check_lp_move(step.lp_action, maximize, V, S, V2, S2, step.amount, step.fee, before[1] or after[1])
+
+    def _check_lp_move(self, action: str, maximize: bool, V: int, S: int, V2: int, S2: int, amount: int, fee: int,
+                       capped: bool) -> None:
+        """One deposit or redeem of `amount` token units (its fee `fee`) took the pool value
+        at `maximize` from V to V2 and the supply from S to S2."""
+        scale = self.w.scale
+        rise = V2 * S - V * S2  # (new price - old price) x S x S2
+        priced_at = maximize if action == "deposit" else not maximize
+        if capped:
+            # the pnl cap moves with the pool amount: the Vault's own check holds at the
+            # value the flow was priced at; the other value is not linear here
+            self.stats[f"{action} under the pnl cap"] += 1
+            if priced_at:
+                if action == "deposit":
+                    assert rise >= 0, "a deposit under the pnl cap lowered the share price"
+                else:
+                    assert rise <= S * (fee + 1) * scale, "a redeem under the pnl cap raised the price beyond its fee"
+            return
+        if action == "deposit":
+            assert V2 == V + amount * scale
+            assert rise >= 0, "a deposit lowered the share price"
+            if maximize:  # the value deposits are priced at
+                assert rise < fee * scale * S + V, "a deposit raised the share price beyond its fee"
+        else:
+            assert V2 == V - amount * scale
+            assert rise >= 0, "a redeem lowered the share price"
+            if not maximize:  # the value redemptions are priced at
+                assert rise <= S * (fee + 1) * scale + S, "a redeem raised the share price beyond its fee"
+
+    @invariant()
+    def inv_lp_orders_as_placed(self):
+        """Every live LP order is stored as placed (market 0, amount or shares, least
+        accepted, fee, placed_at, floor); the next id follows the orders placed."""
+        o = self.current()
+        for oid, x in self.lp_orders.items():
+            s = o[("order", oid)]
+            assert (s.owner, s.market, s.kind, s.collateral_delta, s.size_delta, s.acceptable_price, s.trigger_price,
+                    s.execution_fee, s.placed_at, s.price_floor) == (
+                x.owner, 0, x.kind, x.amount, x.shares, x.min_out, 0, x.fee, x.placed_at, x.floor), oid
+        assert all(oid < o["next_order_id"] for oid in self.lp_orders)
 
     @invariant()
     def inv_health_function(self):
@@ -908,6 +995,49 @@ class TradingRules:
 class LpRules:
     """Deposit, redeem, donate, fund the insurance fund."""
 
+    def quote_deposit(self, state: dict, units: int, value, least: int = 0) -> tuple[int, int]:
+        """Vault._deposit of `units` in `state` (an observation, or the state a batch's
+        earlier fills left) at the max pool value `value`: (shares, mint fee), or Refused
+        with the Vault's words."""
+        w = self.w
+        fee = bps_of(units, w.mint_fee_bps, True)
+        net = (units - fee) * w.scale
+        if isinstance(value, Reverted):
+            raise Refused(value.reason)
+        if value == 0:
+            raise Refused("vault: pool value zero")
+        supply = state["totalSupply"]
+        shares = mul_div(net, supply, value)
+        if shares == 0:
+            raise Refused("vault: zero shares")
+        if shares < least:
+            raise Refused("vault: slippage")
+        after = self.pool_value({**state, "pool_amount": state["pool_amount"] + units}, True)[0]
+        if after * supply < value * (supply + shares):
+            raise Refused("vault: deposit would dilute")
+        return shares, fee
+
+    def quote_redeem(self, state: dict, shares: int, value, least: int = 0) -> tuple[int, int]:
+        """Vault._redeem of `shares` in `state` at the min pool value `value`: (token units
+        paid, burn fee), or Refused with the Vault's words."""
+        w = self.w
+        if isinstance(value, Reverted):
+            raise Refused(value.reason)
+        supply = state["totalSupply"]
+        gross = mul_div(shares, value, supply) // w.scale
+        fee = bps_of(gross, w.burn_fee_bps, True)
+        amount = gross - fee
+        if amount == 0:
+            raise Refused("vault: zero amount")
+        if amount < least:
+            raise Refused("vault: slippage")
+        if amount > state["pool_amount"] or state["pool_amount"] - amount < state["reserved_amount"]:
+            raise Refused("vault: reserved")
+        after = self.pool_value({**state, "pool_amount": state["pool_amount"] - amount}, False)[0]
+        if after * supply > value * (supply - shares) + supply * (fee + 1) * w.scale:
+            raise Refused("vault: redeem beyond its share")
+        return amount, fee
+
     @rule(who=st.integers(0, 1), amount=st.sampled_from([0, -1, -2, 1, 1_000, 100_000, 500_000]), dust=DUST)
     def deposit(self, who, amount, dust):
         pre = self.begin("deposit")
@@ -920,19 +1050,9 @@ class LpRules:
                 raise Refused("vault: zero amount")
             if pre["paused"]:
                 raise Refused("vault: paused")
-            fee = bps_of(units, w.mint_fee_bps, True)
-            net = (units - fee) * w.scale
-            value = pre[("pv", True)]
-            if isinstance(value, Reverted):
-                raise Refused(value.reason)
-            if value == 0:
-                raise Refused("vault: pool value zero")
-            shares = mul_div(net, pre["totalSupply"], value)
-            if shares == 0:
-                raise Refused("vault: zero shares")
-            after = self.pool_value({**pre, "pool_amount": pre["pool_amount"] + units}, True)[0]
-            if after * pre["totalSupply"] < value * (pre["totalSupply"] + shares):
-                raise Refused("vault: deposit would dilute")
+            if pre["lp_orders_only"]:
+                raise Refused("vault: LP orders only")
+            shares, fee = self.quote_deposit(pre, units, pre[("pv", True)])
         except Refused as r:
             reason = r.reason
         self.step.lp_action = "deposit"
@@ -941,6 +1061,7 @@ class LpRules:
             (e,) = self.evs("Deposit")
             assert (e["amount"], e["fee"], e["shares"]) == (units, fee, shares)
             self.expect_deltas(pool_amount=units, totalSupply=shares)
+            self.expect_delta(("shares", lp), shares)
 
     @rule(who=st.integers(0, 1), frac=st.sampled_from([0, -1, 0.1, 0.5, 1, 1.01]))
     def redeem(self, who, frac):
@@ -953,24 +1074,13 @@ class LpRules:
         try:
             if shares == 0:
                 raise Refused("vault: zero shares")
+            if pre["lp_orders_only"]:
+                raise Refused("vault: LP orders only")
             if self.rpc.now < pre[("last_deposit", lp)] + w.cooldown:
                 raise Refused("vault: cooldown")
             if shares > balance:
                 raise Refused("vault: insufficient shares")
-            value = pre[("pv", False)]
-            if isinstance(value, Reverted):
-                raise Refused(value.reason)
-            gross = mul_div(shares, value, pre["totalSupply"]) // w.scale
-            fee = bps_of(gross, w.burn_fee_bps, True)
-            amount = gross - fee
-            if amount == 0:
-                raise Refused("vault: zero amount")
-            if amount > pre["pool_amount"] or pre["pool_amount"] - amount < pre["reserved_amount"]:
-                raise Refused("vault: reserved")
-            supply = pre["totalSupply"]
-            after = self.pool_value({**pre, "pool_amount": pre["pool_amount"] - amount}, False)[0]
-            if after * supply > value * (supply - shares) + supply * (fee + 1) * w.scale:
-                raise Refused("vault: redeem beyond its share")
+            amount, fee = self.quote_redeem(pre, shares, pre[("pv", False)])
         except Refused as r:
             reason = r.reason
         self.step.lp_action = "redeem"
@@ -979,6 +1089,7 @@ class LpRules:
             (e,) = self.evs("Redeem")
             assert (e["shares"], e["amount"], e["fee"]) == (shares, amount, fee)
             self.expect_deltas(pool_amount=-amount, totalSupply=-shares)
+            self.expect_delta(("shares", lp), -shares)
 
     @rule(amount=st.sampled_from([1, 1_000, 250_000]), insurance=st.booleans())
     def donate(self, amount, insurance):
@@ -994,6 +1105,306 @@ class LpRules:
             self.step.lp_action = "donate"
             if self.send(w.attacker, w.token, "transfer", w.vault.address, units) is not None:
                 self.donated += units
+
+
+# LP orders: the least accepted (none, the quote at the value now: the fill's own price
+# decides, never met, beyond the order book's bound) and the fee (in minimum fees; -1: one
+# token unit below the minimum)
+# (hypothesis favours the first of each list: the usual case goes first)
+MIN_OUT = st.sampled_from(["none", "quote", "none", "quote", "huge", "too large"])
+ORDER_FEE = st.sampled_from([0, 1, 0, -1])
+
+
+class LpOrderRules:
+    """LP deposit and redeem orders through the OrderBook: placed (tokens or shares
+    escrowed, every refusal predicted), executed by the keeper or a stranger (each order
+    left pending, expired, refused by the Vault with its code, or filled at the Vault's
+    formula on the state the batch's earlier fills left), cancelled by the owner or anyone,
+    and the LPs' credits claimed. A fill needs a fresh price observed after the order in
+    every market."""
+
+    def _value(self, state: dict, maximize: bool):
+        v = self.pool_value(state, maximize)
+        return v if isinstance(v, Reverted) else v[0]
+
+    def _lp_fee(self, extra: int) -> int:
+        return self.w.min_fee * (1 + extra) if extra >= 0 else self.w.min_fee - 1
+
+    @rule(who=st.integers(0, 1), amount=st.sampled_from([100_000, 1_000, -1, 500_000, 0]), dust=DUST, least=MIN_OUT,
+          extra=ORDER_FEE)
+    def create_deposit_order(self, who, amount, dust, least, extra):
+        pre = self.begin("deposit_order")
+        w = self.w
+        lp = w.lps[who]
+        units = 1 if amount == -1 else self.usd(amount) + (dust % w.unit if amount > 0 else 0)
+        fee = self._lp_fee(extra)
+        quote = 0
+        if least == "quote" and units:
+            try:
+                quote = self.quote_deposit(pre, units, pre[("pv", True)])[0]
+            except Refused:
+                pass
+        min_out = {"none": 0, "quote": quote, "huge": 2**95, "too large": 2**96}[least]
+        reason = ("orders: zero amount" if units == 0 else "orders: min out too large" if min_out > 2**96 - 1
+                  else "orders: fee below min" if fee < w.min_fee else "orders: deposits paused" if pre["paused"]
+                  else None)
+        self.step.lp_action = "order_placed"
+        if self.send(lp, w.orders, "create_deposit_order", units, min_out, fee, expect=reason) is not None:
+            self._placed(pre, lp, LP_DEPOSIT, units, 0, min_out, fee)
+            self.expect_deltas(escrow_amount=units + fee)
+
+    @rule(who=st.sampled_from([0, 0, 0, 1]), frac=st.sampled_from([0.5, 0.1, 1, -1, 1.01, 0]), least=MIN_OUT,
+          extra=ORDER_FEE)
+    def create_redeem_order(self, who, frac, least, extra):
+        pre = self.begin("redeem_order")
+        w = self.w
+        lp = w.lps[who]
+        balance = pre[("shares", lp)]
+        shares = 1 if frac == -1 else (balance + 1 if frac == 1.01 else int(balance * frac))
+        fee = self._lp_fee(extra)
+        quote = 0
+        if least == "quote" and shares:
+            try:
+                quote = self.quote_redeem(pre, shares, pre[("pv", False)])[0]
+            except Refused:
+                pass
+        min_out = {"none": 0, "quote": quote, "huge": 2**95, "too large": 2**96}[least]
+        reason = ("orders: zero shares" if shares == 0 else "orders: min out too large" if min_out > 2**96 - 1
+                  else "orders: fee below min" if fee < w.min_fee
+                  else "vault: cooldown" if self.rpc.now < pre[("last_deposit", lp)] + w.cooldown
+                  else "vault: insufficient shares" if shares > balance else None)
+        self.step.lp_action = "order_placed"
+        if self.send(lp, w.orders, "create_redeem_order", shares, min_out, fee, expect=reason) is not None:
+            self._placed(pre, lp, LP_REDEEM, 0, shares, min_out, fee)
+            self.expect_deltas(escrow_amount=fee)
+            self.expect_delta(("shares", lp), -shares)
+            self.expect_delta(("shares", w.orders.address), shares)
+
+    def _placed(self, pre: dict, owner: str, kind: int, amount: int, shares: int, min_out: int, fee: int) -> None:
+        """The OrderCreated log is the order as asked, its floor the newest of the block time
+        and every market's observation; the model follows it."""
+        (e,) = self.evs("OrderCreated")
+        oid, now = pre["next_order_id"], self.rpc.now
+        floor = max([now] + [pre[("pd", m)].observed_at for m in self.w.markets])
+        got = tuple(e[k] for k in ("order_id", "owner", "market", "kind", "collateral_delta", "size_delta",
+                                   "acceptable_price", "trigger_price", "execution_fee", "placed_at", "price_floor"))
+        assert got == (oid, owner, 0, kind, amount, shares, min_out, 0, fee, now, floor), got
+        self.lp_orders[oid] = LpOrder(owner, kind, amount, shares, min_out, fee, now, floor)
+        self.stats[f"lp order placed:{kind}"] += 1
+
+    def _lp_precheck(self, pre: dict, o: LpOrder, is_keeper: bool) -> str:
+        """OrderBook._precheck of an LP order now: "expired", "pending" or "fill"."""
+        now, w = self.rpc.now, self.w
+        if now >= o.placed_at + w.expiry:
+            return "expired"
+        if not is_keeper and now < o.placed_at + w.timeout:
+            return "pending"
+        if o.kind == LP_DEPOSIT and pre["paused"]:
+            return "pending"
+        for m in w.markets:
+            if self.stale(pre, m) or pre[("pd", m)].observed_at <= o.floor:
+                return "pending"
+        return "fill"
+
+    @rule(which=st.sampled_from(["all", "one", "all", "none", "all"]), pick=PICK,
+          stranger=st.sampled_from([False] * 4 + [True]))
+    def execute_lp_orders(self, which, pick, stranger):
+        """A batch of LP orders (all live ones, one, or an id that is not an order), by the
+        keeper or a stranger (fees to the sender): each decided exactly as predicted."""
+        pre = self.begin("execute_orders")
+        w = self.w
+        ids = sorted(self.lp_orders)
+        if which == "one" and ids:
+            ids = [ids[pick % len(ids)]]
+        elif which == "none" or not ids:
+            ids = [pre["next_order_id"]]  # no such order: left pending
+        sender = w.attacker if stranger else w.keeper
+        state = dict(pre)
+        plan = []  # (id, outcome, vault refusal words or None, amount or shares out, the Vault's fee)
+        for oid in ids:
+            o = self.lp_orders.get(oid)
+            decision = "pending" if o is None else self._lp_precheck(pre, o, not stranger)
+            if decision == "pending":
+                continue
+            if decision == "expired":
+                plan.append((oid, "expired", None, 0, 0))
+                continue
+            try:
+                if o.kind == LP_DEPOSIT:
+                    out, vfee = self.quote_deposit(state, o.amount, self._value(state, True), o.min_out)
+                    state = {**state, "pool_amount": state["pool_amount"] + o.amount,
+                             "totalSupply": state["totalSupply"] + out}
+                else:
+                    out, vfee = self.quote_redeem(state, o.shares, self._value(state, False), o.min_out)
+                    state = {**state, "pool_amount": state["pool_amount"] - out,
+                             "totalSupply": state["totalSupply"] - o.shares}
+                plan.append((oid, "filled", None, out, vfee))
+            except Refused as r:
+                assert r.reason in VAULT_CODES, r.reason
+                plan.append((oid, "refused", r.reason, 0, 0))
+        self.step.lp_action = "orders"
+        self.send(sender, w.orders, "execute_orders", ids, sender)
+        done = {e["order_id"]: e for e in self.evs("OrderExecuted")}
+        gone = {e["order_id"]: e for e in self.evs("OrderCancelled")}
+        deposits, redeems = self.evs("Deposit"), self.evs("Redeem")
+        assert set(done) | set(gone) == {p[0] for p in plan}, (plan, sorted(done), sorted(gone))
+        cooling = []
+        for oid, outcome, words, out, vfee in plan:
+            o = self.lp_orders.pop(oid)
+            self.stats[f"lp order {outcome}:{o.kind}" + (f":{words}" if words else "")] += 1
+            self.expect_deltas(escrow_amount=-o.escrow())
+            if o.kind == LP_REDEEM and outcome != "filled":  # the shares go back
+                self.expect_delta(("shares", w.orders.address), -o.shares)
+                self.expect_delta(("shares", o.owner), o.shares)
+            if outcome == "expired":
+                c = gone[oid]
+                assert (c["reason_code"], c["refund"], c["fee_paid"], c["shares_refund"]) == (
+                    EXPIRED, o.escrow(), 0, o.shares)
+                self.expect_deltas(claimable_amount=o.escrow())
+                self.expect_delta(("claimable", o.owner), o.escrow())
+                continue
+            # refused or filled: the fee is the sender's
+            self.expect_deltas(claimable_amount=o.fee)
+            self.expect_delta(("claimable", sender), o.fee)
+            if outcome == "refused":
+                c = gone[oid]
+                refund = o.amount if o.kind == LP_DEPOSIT else 0
+                got = tuple(c[k] for k in ("reason_code", "reason", "refund", "fee_receiver", "fee_paid", "shares_refund"))
+                assert got == (VAULT_CODES[words], words, refund, sender, o.fee, o.shares), got
+                self.expect_deltas(claimable_amount=refund)
+                self.expect_delta(("claimable", o.owner), refund)
+                continue
+            # filled: only with a fresh price observed after the order in every market
+            for m in w.markets:
+                assert not self.stale(pre, m) and pre[("pd", m)].observed_at > o.floor, f"LP order {oid} filled early"
+            e = done[oid]
+            assert (e["owner"], e["market"], e["price"], e["execution_fee"], e["fee_receiver"]) == (
+                o.owner, 0, 0, o.fee, sender)
+            if o.kind == LP_DEPOSIT:
+                d = deposits.pop(0)
+                assert (d["sender"], d["receiver"], d["amount"], d["fee"], d["shares"], e["amount_credited"]) == (
+                    o.owner, o.owner, o.amount, vfee, out, 0)
+                self.expect_deltas(pool_amount=o.amount, totalSupply=out)
+                self.expect_delta(("shares", o.owner), out)
+                self.step.lp_fills.append(("deposit", o.amount, vfee, out))
+                cooling.append(o.owner)
+            else:
+                r = redeems.pop(0)
+                assert (r["sender"], r["receiver"], r["shares"], r["amount"], r["fee"], e["amount_credited"]) == (
+                    o.owner, o.owner, o.shares, out, vfee, out)
+                self.expect_deltas(pool_amount=-out, totalSupply=-o.shares, claimable_amount=out)
+                self.expect_delta(("shares", w.orders.address), -o.shares)
+                self.expect_delta(("claimable", o.owner), out)
+                self.step.lp_fills.append(("redeem", out, vfee, o.shares))
+        assert deposits == [] and redeems == [], "a Vault fill no LP order predicted"
+        post = self.current()
+        for owner in cooling:  # a filled deposit starts its owner's cooldown
+            assert post[("last_deposit", owner)] == self.rpc.now
+        for owner in set(w.lps) - set(cooling):
+            assert post[("last_deposit", owner)] == pre[("last_deposit", owner)]
+        if plan:  # decided orders are gone
+            gone_orders = self.rpc.batch([(w.orders, "get_order", p[0]) for p in plan])
+            assert all(g.owner == "0x" + "0" * 40 for g in gone_orders)
+
+    @precondition(lambda self: self.lp_orders)
+    @rule(pick=PICK, stranger=st.sampled_from([False, False, True]))
+    def cancel_lp_order(self, pick, stranger):
+        """The owner from the timeout on (everything transferred back), anyone once it
+        expired (everything credited back); before that refused."""
+        pre = self.begin("cancel_order")
+        w = self.w
+        oid = sorted(self.lp_orders)[pick % len(self.lp_orders)]
+        o = self.lp_orders[oid]
+        now = self.rpc.now
+        sender = w.attacker if stranger else o.owner
+        if stranger:
+            reason = "orders: not owner" if now < o.placed_at + w.expiry else None
+        else:
+            reason = "orders: too early to cancel" if now < o.placed_at + w.timeout else None
+        self.step.lp_action = "order_cancelled"
+        if self.send(sender, w.orders, "cancel_order", oid, expect=reason) is None:
+            return
+        (c,) = self.evs("OrderCancelled")
+        assert (c["order_id"], c["reason_code"], c["refund"], c["fee_paid"], c["shares_refund"], c["canceller"]) == (
+            oid, EXPIRED if stranger else BY_OWNER, o.escrow(), 0, o.shares, sender)
+        self.lp_orders.pop(oid)
+        self.expect_deltas(escrow_amount=-o.escrow())
+        if o.shares:
+            self.expect_delta(("shares", w.orders.address), -o.shares)
+            self.expect_delta(("shares", o.owner), o.shares)
+        if stranger:  # credited
+            self.expect_deltas(claimable_amount=o.escrow())
+            self.expect_delta(("claimable", o.owner), o.escrow())
+        else:  # transferred
+            assert self.current()[("bal", o.owner)] == pre[("bal", o.owner)] + o.escrow()
+        self.stats[f"lp order cancelled:{'expired' if stranger else 'owner'}"] += 1
+
+    @rule(enabled=st.booleans(), stranger=st.sampled_from([False] * 4 + [True]))
+    def set_lp_orders_only(self, enabled, stranger):
+        """The admin turns the direct LP flows off (on); a stranger is refused. Direct
+        deposits and redeems are then refused ("vault: LP orders only"), orders go on."""
+        self.begin("lp_orders_only")
+        w = self.w
+        if self.send(w.attacker if stranger else w.admin, w.vault, "set_lp_orders_only", enabled,
+                     expect="vault: not admin" if stranger else None) is not None:
+            assert self.current()["lp_orders_only"] == enabled
+            self.stats[f"lp orders only:{enabled}"] += 1
+
+    @precondition(lambda self: any(self.current()[("claimable", a)] for a in self.w.lps))
+    @rule(who=st.integers(0, 1))
+    def claim_lp(self, who):
+        """An LP claims its credits (redeem payouts, refunds)."""
+        pre = self.begin("claim")
+        w = self.w
+        lp = w.lps[who]
+        owed = pre[("claimable", lp)]
+        self.step.lp_action = "claim"
+        if self.send(lp, w.vault, "claim", lp, expect=None if owed else "vault: nothing to claim") is not None:
+            self.expect_deltas(claimable_amount=-owed)
+            self.expect_delta(("claimable", lp), -owed)
+            assert self.current()[("bal", lp)] == pre[("bal", lp)] + owed
+
+    @rule(deposit=st.booleans(), size=st.sampled_from([100_000, 1_000, -1, 100_000]),
+          least=st.sampled_from(["none", "none", "quote", "huge"]),
+          path=st.sampled_from(["fill", "fill", "one market first", "stranger fills", "owner cancels", "expires",
+                                "expired cancel"]),
+          drift=st.integers(-150, 150))
+    def lp_order_campaign(self, deposit, size, least, path, drift):
+        """Several steps: an LP order (a redeem after its LP's cooldown, let pass with fresh
+        prices), then one of: every market pushed a second later and a batch (it is decided);
+        first one market only and a batch (it must wait); past the timeout a stranger's
+        batch; past the timeout the owner's cancel (prices left to go stale); past the expiry
+        a batch (expired: everything back) or a stranger's cancel."""
+        w = self.w
+        if deposit:
+            self.create_deposit_order(1, size, 0, least, 0)
+        else:
+            lp = w.lps[0]
+            if self.rpc.now < self.current()[("last_deposit", lp)] + w.cooldown:
+                self.time_passes(w.cooldown + 1, True, 0)
+                self.run_invariants()
+            self.create_redeem_order(0, {-1: -1, 1_000: 0.1, 100_000: 0.5}[size], least, 0)
+        if self.step.refused is not None:
+            return
+        oid = max(self.lp_orders)
+        self.run_invariants()
+        if path == "one market first":
+            self.push_price(0, drift // 2, "now")
+            self.run_invariants()
+            self.execute_lp_orders("all", 0, False)
+            assert oid in self.lp_orders, "an LP order filled with one market's newer price"
+            self.run_invariants()
+        wait = {"stranger fills": w.timeout, "owner cancels": w.timeout, "expires": w.expiry,
+                "expired cancel": w.expiry}.get(path, 1)
+        self.time_passes(wait, path not in ("owner cancels", "expired cancel"), drift)
+        self.run_invariants()
+        if oid not in self.lp_orders:
+            return
+        index = sorted(self.lp_orders).index(oid)
+        if path in ("owner cancels", "expired cancel"):
+            self.cancel_lp_order(index, path == "expired cancel")
+        else:
+            self.execute_lp_orders("one" if path == "stranger fills" else "all", index, path == "stranger fills")
 
 
 class RiskRules:
@@ -1358,13 +1769,15 @@ class RiskRules:
         self.run_invariants()
 
 
-class LpTradingMachine(Base, TradingRules, LpRules):
-    """LP (deposit, redeem, donate, insurance top-up), trading, oracle, time."""
+class LpTradingMachine(Base, TradingRules, LpRules, LpOrderRules):
+    """LP (deposit, redeem, donate, insurance top-up; deposit and redeem orders placed,
+    executed, cancelled, credits claimed), trading, oracle, time."""
 
 
-class RiskMachine(Base, TradingRules, LpRules, RiskRules):
+class RiskMachine(Base, TradingRules, LpRules, RiskRules, LpOrderRules):
     """Liquidation, ADL, bounded config changes, pause and claims, over trading, oracle,
-    time and LP steps."""
+    time and LP steps (direct and through LP orders: so LP orders also meet pauses, the
+    pnl caps and bad debt)."""
 
 
 def replay(machine_cls: type, world: World, program: list[tuple[str, dict]], check=None) -> dict:

@@ -2,9 +2,11 @@
 
 Two machines (tests/invariants/machines.py), each run with 6- and 18-decimal collateral:
 
-- `LpTradingMachine`: LP deposit, redeem, donation and insurance top-up; open, increase,
-  add and remove collateral, decrease, close; oracle pushes within and beyond the bounds,
-  zero, stale, future, not newer, by a stranger; time passing (with or without a fresh push).
+- `LpTradingMachine`: LP deposit, redeem, donation and insurance top-up; LP deposit and
+  redeem orders (placed, executed by the keeper or a stranger, cancelled by the owner or
+  anyone, credits claimed, the direct flows turned off and on); open, increase, add and
+  remove collateral, decrease, close; oracle pushes within and beyond the bounds, zero,
+  stale, future, not newer, by a stranger; time passing (with or without a fresh push).
 - `RiskMachine`: the same, plus liquidation (single and batch) of any position, ADL of any
   position (and a stranger calling Perp.adl_decrease), bounded market and risk config
   changes (inside and just outside every bound, by the admin and a stranger), the pool
@@ -16,7 +18,9 @@ the exact position change and bucket flows) and checks it; after every step the 
 run (the `inv_*` methods of `machines.Base`): solvency; aggregates = Σ positions; positions
 as logged; money moves only by the modelled flows; a refusal changes nothing; the pool
 value equals its formula; indices; funding conserved; no stale price used; no zero-share
-mint; LP share price vs deposits, redeems and donations; the health function; pause flags.
+mint; LP share price vs deposits, redeems (direct or LP orders' fills, fill by fill) and
+donations; LP orders' escrow, shares and credits, stored as placed, decided as predicted and
+never filled without a newer price in every market; the health function; pause flags.
 
 Each example runs in its own chain snapshot (taken in the machine's `__init__`, restored in
 its `teardown`: Ape isolates per test, not per example), with pinned block times.
