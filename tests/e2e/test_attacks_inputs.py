@@ -50,6 +50,7 @@ from helpers import (
     refused as model_refusal,
 )
 from orders_helpers import LIMIT_INCREASE, MARKET_INCREASE
+from chain_isolation import isolated
 
 SEED = 3_000 * WAD
 DECIMALS = 18
@@ -169,7 +170,7 @@ def test_attack__leverage_one_wei_above_max__refused_leverage_too_high(env, peop
     why = model_refusal(predict_increase, Position(), True, collateral, size + 1, SEED, Indices(), cfg, env.scale)
     assert why == "perp: leverage too high"
     fresh(env)
-    with chain.isolate():  # the boundary itself opens (at max leverage, to the wei)
+    with isolated(chain):  # the boundary itself opens (at max leverage, to the wei)
         open_position(env, attacker, env.eth, True, collateral, size)
         pos = env.perp.get_position(attacker, env.eth, True)
         assert pos.size_usd * 10_000 <= cfg["max_leverage_bps"] * pos.collateral * env.scale
@@ -183,7 +184,7 @@ def test_attack__collateral_one_unit_below_min__refused_collateral_below_min(env
     fee = predict_increase(Position(), True, env.usd(100), size, SEED, Indices(), cfg, env.scale).position_fee
     enough = cfg["min_collateral_usd"] // env.scale + fee
     fresh(env)
-    with chain.isolate():
+    with isolated(chain):
         open_position(env, attacker, env.eth, True, enough, size)
         assert env.perp.get_position(attacker, env.eth, True).collateral * env.scale == cfg["min_collateral_usd"]
     refused(env, people, "perp: collateral below min", *increase(env, attacker, True, enough - 1, size), sender=attacker)

@@ -35,6 +35,7 @@ from helpers import WAD, Env, build_env, close_position, elapse, open_position, 
 from perpool.deploy import deploy_protocol
 from perpool.params import MIN_EXECUTION_FEE as FEE
 from perpool.prices import push_stepped
+from chain_isolation import isolated
 
 SEED = 3_000 * WAD
 
@@ -282,7 +283,7 @@ def test_attack__trader_flash_lp_around_own_close__not_profitable(env, trader, c
     pin(env)
     open_position(env, trader, env.eth, True, env.usd(50_000), 500_000 * WAD)
     t = hold_time(env)  # every step below at this second: views and calls alike
-    with chain.isolate():  # the honest way: just close, at the same second
+    with isolated(chain):  # the honest way: just close, at the same second
         pin(env, t)
         close_position(env, trader, env.eth, True)
         honest = wealth(env, trader)

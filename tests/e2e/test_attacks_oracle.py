@@ -33,6 +33,7 @@ import pytest
 
 from attack_kit import refused
 from helpers import MAX_UINT, WAD, build_env, open_position, pin, push_fresh
+from chain_isolation import isolated
 
 SEED = 3_000 * WAD
 BPS = 10_000
@@ -131,7 +132,7 @@ def test_attack__push_one_wei_past_the_jump_bound__refused_price_jump(env, peopl
     stored = env.oracle.price_data(env.eth).price
     at_bound = stored * (BPS + cfg(env).max_jump_bps) // BPS  # |p - old| * BPS <= jump * old
     t = next_second(env)
-    with chain.isolate():  # the bound itself is accepted
+    with isolated(chain):  # the bound itself is accepted
         env.oracle.set_prices([env.eth], [at_bound], t, sender=keeper)
         assert env.oracle.price_data(env.eth).price == at_bound
     pin(env, t)

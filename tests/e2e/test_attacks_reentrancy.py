@@ -34,6 +34,7 @@ import pytest
 from attack_kit import assert_solvent, assert_unchanged, snapshot
 from helpers import MAX_UINT, WAD, build_env, pin, push_fresh
 from orders_helpers import FEE, MARKET_DECREASE, STOP_LOSS
+from chain_isolation import isolated
 
 SEED = 3_000 * WAD
 
@@ -90,7 +91,7 @@ def run_twice(env, chain, r, attacker, target, payload, outer, watch):
     snapshot, attacked snapshot)."""
     arm(env, r, attacker, target, payload)
     t = chain.blocks.head.timestamp + 5
-    with chain.isolate():
+    with isolated(chain):
         env.token.disarm(sender=attacker)
         r.set_attack(target, payload, sender=attacker)  # R's record cleared, no callback comes
         chain.pending_timestamp = t

@@ -48,6 +48,7 @@ from helpers import (
     tokens_for,
 )
 from orders_helpers import FEE, LIMIT_INCREASE, MARKET_DECREASE, MARKET_INCREASE, execute, land, place
+from chain_isolation import isolated
 
 SEED = 3_000 * WAD
 PER_HOUR = WAD // 3_600
@@ -127,7 +128,7 @@ def test_attack__free_look_by_updating_a_met_order__refused_trigger_already_met(
     before = tuple(env.orders.get_order(order))
     refused(env, people, "orders: trigger already met", env.orders.update_order, order, 100_000 * WAD, MAX_UINT, SEED * 99 // 100, sender=attacker)
     assert tuple(env.orders.get_order(order)) == before
-    with chain.isolate():  # an update the price has not met yet: accepted, clock restarted
+    with isolated(chain):  # an update the price has not met yet: accepted, clock restarted
         env.orders.update_order(order, 100_000 * WAD, MAX_UINT, SEED * 97 // 100, sender=attacker)
         assert env.orders.get_order(order).price_floor >= env.oracle.price_timestamp(env.eth)
         with ape.reverts("orders: price not newer than order"):
@@ -151,7 +152,7 @@ def test_attack__self_liquidation__not_profitable(env, attacker, chain):
     t = hold_time(env)
     assert env.perp.is_liquidatable(attacker, env.eth, True)
     pos = Position.of(env.perp.get_position(attacker, env.eth, True))
-    with chain.isolate():
+    with isolated(chain):
         pin(env, t)
         closed = close_position(env, attacker, env.eth, True).decode_logs(env.perp.PositionUpdate)[0]
         close_pays = closed.amount_out
@@ -253,7 +254,7 @@ def test_attack__funding_manipulation_by_skewing_open_interest__not_profitable(e
             funding += close_position(env, attacker, env.eth, True).decode_logs(env.perp.PositionUpdate)[0].funding
         return wealth(env, attacker) - start, funding
 
-    with chain.isolate():
+    with isolated(chain):
         honest, honest_funding = hour_then_close(False)
     skewed, skewed_funding = hour_then_close(True)
     assert honest_funding > 0  # the short did receive funding

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perpool import params
+from chain_isolation import isolated
 
 WAD = params.WAD
 ETH, BTC = 1, 2
@@ -79,7 +80,7 @@ def test_set_prices__jump_bound_measured_from_stored_price_not_anchor(oracle, pu
 def test_set_prices__jump_bound_any_price_and_setting__exact(
     oracle, push, chain, deployer, old, jump_bps, up
 ):
-    with chain.isolate():
+    with isolated(chain):
         config = {**params.ORACLE_CONFIG, "max_jump_bps": jump_bps, "max_window_move_bps": 9_000}
         oracle.set_config(config, sender=deployer)
         t = chain.blocks.head.timestamp + 10

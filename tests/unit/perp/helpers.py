@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import ape
 
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from chain_isolation import isolated  # noqa: F401 (re-exported for the perp suites)
 from perpool import params
 from perpool.deploy import deploy_protocol
 from perpool.prices import push_stepped, steps
@@ -546,22 +546,6 @@ def liquidation_fee(size: int, risk: Mapping[str, Any], scale: int) -> int:
     """The keeper's fee, a payout: rounded down."""
     usd = risk["liquidation_fee_usd"] + bps_of(size, risk["liquidation_fee_bps"], False)
     return to_tokens(usd, scale, False)
-
-
-@contextmanager
-def isolated(chain: Any):
-    """Run the block in a chain snapshot, restored after it, and let its exceptions through.
-
-    Not `chain.isolate()`: Ape 0.8's isolate catches every exception raised inside it
-    (`except Exception: pass`, failed asserts included), so a test whose checks run inside
-    it passes whatever they find."""
-    snapshot = chain.snapshot()
-    pending = chain.pending_timestamp
-    try:
-        yield
-    finally:
-        chain.restore(snapshot)
-        chain.pending_timestamp = pending
 
 
 def pin(env: Any, timestamp: int | None = None) -> int:

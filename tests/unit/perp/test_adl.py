@@ -56,6 +56,7 @@ from helpers import (
 )
 from perpool import params
 from perpool.deploy import deploy_protocol
+from chain_isolation import isolated
 
 POOL_USD = 100_000
 ADL_MARKET = {**params.MARKET_CONFIG, "reserve_factor_bps": 1_000}
@@ -246,7 +247,7 @@ def test_auto_deleverage__triggered_request_below_clamp__closes_it_and_pays_as_a
     assert risk.adl_score(a, env.eth, True) == expected_score > 0
 
     # what the owner's own decrease of the same size, in the same second, would pay
-    with env.chain.isolate():
+    with isolated(env.chain):
         pin(env)
         normal = perp.decrease_position(env.eth, True, 0, request, 0, a, sender=a).return_value
     before = buckets(env.vault), env.token.balanceOf(a), env.token.balanceOf(attacker)
@@ -395,7 +396,7 @@ def test_auto_deleverage__random_positions__never_below_the_target(
     the limit is the model's clamp and no close takes the factor below the target."""
     overrides = {"min_pnl_factor_after_adl_bps": f, "max_pnl_factor_for_traders_bps": traders}
     risk_cfg = {**ADL_RISK, **overrides}
-    with env.chain.isolate():
+    with isolated(env.chain):
         set_risk(env, deployer, **overrides)
         specs = [(o, usd // lev, usd * WAD + tail) for o, (lev, usd, tail) in zip(owners, holdings)]
         positions = open_all(env, specs, is_long)

@@ -33,6 +33,7 @@ from helpers import (
 from perpool import params
 from perpool.prices import steps
 from perpool.events import settled as decode_settled
+from chain_isolation import isolated
 from test_liquidation import (  # noqa: F401 (fixtures)
     BASE,
     COLLATERAL_USD,
@@ -255,7 +256,7 @@ def test_liquidate__own_position__owner_gets_the_keeper_fee_and_nothing_more(
     set_insurance(env, env.usd(1_000), lp, deployer)
     assert push_fresh(env, env.eth, price) == ts
     no_spread(env, price)
-    with env.chain.isolate():  # what closing instead would have paid
+    with isolated(env.chain):  # what closing instead would have paid
         pin(env)
         close_paid = close_position(env, alice, env.eth, True).return_value
     assert close_paid == left_of(pos, True, price, idx, cfg, env.scale) > 0

@@ -23,6 +23,7 @@ from web3.exceptions import ContractLogicError
 
 from perpool import params
 from perpool.prices import push_stepped
+from chain_isolation import isolated
 
 WAD = params.WAD
 BPS = params.BPS
@@ -392,7 +393,7 @@ _step = st.tuples(
 @given(steps=st.lists(_step, min_size=4, max_size=8))
 def test_aggregates__random_sequences__equal_sums_over_positions(env, holders, steps):
     perp = env.perp
-    with env.chain.isolate():
+    with isolated(env.chain):
         push_prices(env)
         for actor, is_long, kind, fraction, dollars, move in steps:
             account = holders[actor]

@@ -9,6 +9,7 @@ from helpers import Env, ceil_div, mul_div, pin, push_fresh
 from perpool.prices import steps
 from perpool import params
 from perpool.deploy import deploy_protocol
+from chain_isolation import isolated
 
 WAD = params.WAD
 BPS = params.BPS
@@ -275,7 +276,7 @@ def test_doc_example__wind_down__settlement_price_within_the_reference_bound(doc
     low, high = 3_000 * WAD * (BPS - bound) // BPS, 3_000 * WAD * (BPS + bound) // BPS
     assert (low, high) == (2_850 * WAD, 3_150 * WAD)
     for price in (low, high):
-        with env.chain.isolate():
+        with isolated(env.chain):
             env.configurator.settle_market(eth, price, sender=deployer)
             assert (env.perp.market_status(eth), env.perp.settlement_price(eth)) == (2, price)
     for price in (low - 1, high + 1):

@@ -43,6 +43,7 @@ from helpers import (
 )
 
 from perpool import params
+from chain_isolation import isolated
 
 BASE = params.LOCAL_MARKETS["ETH"]  # the seeded price, anchor of the oracle's window
 BTC_PRICE = params.LOCAL_MARKETS["BTC"] + 98_765_432_109_876_543
@@ -437,7 +438,7 @@ def test_settle_position__settled__anyone_pays_owner_what_a_full_close_pays(
     pos = opened(env, funded_trader, is_long, env.usd(2_000), 30_000 * WAD + 123_456_789)
     settle(env, deployer)
     go_stale(env)
-    with env.chain.isolate():
+    with isolated(env.chain):
         own_close = decrease(env, funded_trader, is_long, 0, pos.size_usd).return_value
     pin(env)
     before = money(env, funded_trader)

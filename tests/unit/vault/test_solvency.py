@@ -3,6 +3,7 @@
 import ape
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from chain_isolation import isolated
 
 
 def owed(vault):
@@ -111,7 +112,7 @@ def test_property__balance_always_equals_owed(
 ):
     """Every flow moves the token balance and the buckets by the same amount."""
     zero = model.ZERO
-    with chain.isolate():
+    with isolated(chain):
         vault.set_cooldown(0, sender=deployer)
         vault.deposit(100_000 * unit, 0, lp, sender=lp)
         for op, size, pnl_bps in ops:
