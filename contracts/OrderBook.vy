@@ -282,32 +282,9 @@ def create_order(
     self._check_sizes(market, increase, size_delta, collateral_delta)
     self._check_trigger(market, kind, is_long, trigger_price)
 
-    order_id: uint256 = self.next_order_id
-    self.next_order_id = order_id + 1
-    price_floor: uint256 = self._price_floor(market)
-    self._orders[order_id] = [
-        convert(msg.sender, uint256)
-        | (market << O_MARKET)
-        | (kind << O_KIND)
-        | (convert(is_long, uint256) << O_LONG)
-        | (block.timestamp << O_PLACED)
-        | (price_floor << O_FLOOR),
-        size_delta | (collateral_delta << W_COLLATERAL),
-        min(acceptable_price, MAX_PRICE) | (trigger_price << W_TRIGGER) | (execution_fee << W_FEE),
-    ]
-    log OrderCreated(
-        order_id=order_id,
-        owner=msg.sender,
-        market=market,
-        kind=kind,
-        is_long=is_long,
-        collateral_delta=collateral_delta,
-        size_delta=size_delta,
-        acceptable_price=min(acceptable_price, MAX_PRICE),
-        trigger_price=trigger_price,
-        execution_fee=execution_fee,
-        placed_at=block.timestamp,
-        price_floor=price_floor,
+    order_id: uint256 = self._store(
+        market, kind, is_long, collateral_delta, size_delta, min(acceptable_price, MAX_PRICE), trigger_price,
+        execution_fee, self._price_floor(market),
     )
     escrow: uint256 = execution_fee + (collateral_delta if increase else 0)
     if escrow != 0:
@@ -334,7 +311,7 @@ def create_deposit_order(amount: uint256, min_shares: uint256, execution_fee: ui
     assert min_shares <= MAX_PRICE, "orders: min out too large"
     self._check_fee(execution_fee)
     assert not staticcall vault.paused(), "orders: deposits paused"
-    order_id: uint256 = self._store_lp(LP_DEPOSIT, amount, 0, min_shares, execution_fee)
+    order_id: uint256 = self._store(0, LP_DEPOSIT, False, amount, 0, min_shares, 0, execution_fee, self._lp_floor())
     escrow: uint256 = amount + execution_fee
     self._settle(msg.sender, escrow, convert(escrow, int256), empty(address), 0, empty(address), 0)
     return order_id
@@ -357,7 +334,7 @@ def create_redeem_order(shares: uint256, min_amount: uint256, execution_fee: uin
     assert shares <= MAX_SIZE, "orders: shares too large"
     assert min_amount <= MAX_PRICE, "orders: min out too large"
     self._check_fee(execution_fee)
-    order_id: uint256 = self._store_lp(LP_REDEEM, 0, shares, min_amount, execution_fee)
+    order_id: uint256 = self._store(0, LP_REDEEM, False, 0, shares, min_amount, 0, execution_fee, self._lp_floor())
     extcall vault.take_shares(msg.sender, shares)
     if execution_fee != 0:
         self._settle(msg.sender, execution_fee, convert(execution_fee, int256), empty(address), 0, empty(address), 0)
@@ -711,26 +688,41 @@ def _lp_floor() -> uint256:
 
 
 @internal
-def _store_lp(kind: uint256, amount: uint256, shares: uint256, min_out: uint256, execution_fee: uint256) -> uint256:
-    # record and log an LP order of the caller's (market 0, short side: unused)
+def _store(
+    market: uint256,
+    kind: uint256,
+    is_long: bool,
+    collateral_delta: uint256,
+    size_delta: uint256,
+    acceptable_price: uint256,
+    trigger_price: uint256,
+    execution_fee: uint256,
+    price_floor: uint256,
+) -> uint256:
+    # record and log a new order of the caller's, placed now (an LP order: market 0, short
+    # side, both unused); every field already checked against its bound
     order_id: uint256 = self.next_order_id
     self.next_order_id = order_id + 1
-    price_floor: uint256 = self._lp_floor()
     self._orders[order_id] = [
-        convert(msg.sender, uint256) | (kind << O_KIND) | (block.timestamp << O_PLACED) | (price_floor << O_FLOOR),
-        shares | (amount << W_COLLATERAL),
-        min_out | (execution_fee << W_FEE),
+        convert(msg.sender, uint256)
+        | (market << O_MARKET)
+        | (kind << O_KIND)
+        | (convert(is_long, uint256) << O_LONG)
+        | (block.timestamp << O_PLACED)
+        | (price_floor << O_FLOOR),
+        size_delta | (collateral_delta << W_COLLATERAL),
+        acceptable_price | (trigger_price << W_TRIGGER) | (execution_fee << W_FEE),
     ]
     log OrderCreated(
         order_id=order_id,
         owner=msg.sender,
-        market=0,
+        market=market,
         kind=kind,
-        is_long=False,
-        collateral_delta=amount,
-        size_delta=shares,
-        acceptable_price=min_out,
-        trigger_price=0,
+        is_long=is_long,
+        collateral_delta=collateral_delta,
+        size_delta=size_delta,
+        acceptable_price=acceptable_price,
+        trigger_price=trigger_price,
         execution_fee=execution_fee,
         placed_at=block.timestamp,
         price_floor=price_floor,

@@ -331,10 +331,7 @@ def settle(s: settlement.Settlement):
         packed: uint256 = self._pool_collateral
         self._pool_collateral = self._apply(packed & MASK_128, s.pool_delta) | (self._apply(packed >> HALF, s.collateral_delta) << HALF)
     if s.escrow_delta != 0 or s.credit_amount != 0:
-        ec: uint256 = self._escrow_claimable
-        self._escrow_claimable = self._apply(ec & MASK_128, s.escrow_delta) | (self._apply(ec >> HALF, convert(s.credit_amount, int256)) << HALF)
-        if s.credit_amount != 0:
-            self.claimable[s.credit_account] += s.credit_amount
+        self._book_escrow_credit(s.escrow_delta, s.credit_account, s.credit_amount)
     old: uint256 = self._insurance_reserved
     new: uint256 = self._apply(old & MASK_128, s.insurance_delta) | (self._apply(old >> HALF, s.reserved_delta) << HALF)
     if new != old:
@@ -745,8 +742,7 @@ def _deposit(payer: address, amount: uint256, min_shares: uint256, receiver: add
             self._pool_collateral = packed
             return LP_DILUTES, 0
     if escrowed:
-        ec: uint256 = self._escrow_claimable
-        self._escrow_claimable = self._apply(ec & MASK_128, -convert(amount, int256)) | (ec & (MASK_128 << HALF))
+        self._book_escrow_credit(-convert(amount, int256), empty(address), 0)
     if supply == 0:
         self._mint(DEAD_ADDRESS, DEAD_SHARES)
     self.last_deposit_at[receiver] = block.timestamp
@@ -787,9 +783,7 @@ def _redeem(holder: address, shares: uint256, min_amount: uint256, receiver: add
     self._burn(holder, shares)
     if credit:
         # an order's redeem: the tokens stay in the Vault, owed to the LP (`claim`)
-        self.claimable[receiver] += amount
-        ec: uint256 = self._escrow_claimable
-        self._escrow_claimable = (ec & MASK_128) | (self._apply(ec >> HALF, convert(amount, int256)) << HALF)
+        self._book_escrow_credit(0, receiver, amount)
     log Redeem(sender=receiver if credit else holder, receiver=receiver, shares=shares, amount=amount, fee=fee)
     return 0, amount
 
@@ -856,6 +850,16 @@ def _apply(bucket: uint256, delta: int256) -> uint256:
     taken: uint256 = convert(-delta, uint256)
     assert taken <= bucket, "vault: bucket underflow"
     return bucket - taken
+
+
+@internal
+def _book_escrow_credit(escrow_delta: int256, credit_account: address, credit_amount: uint256):
+    # the escrow bucket moves by `escrow_delta`; `credit_amount` is owed to `credit_account`,
+    # added to both its `claimable` and the claimable total (the high half is Σ claimable)
+    ec: uint256 = self._escrow_claimable
+    self._escrow_claimable = self._apply(ec & MASK_128, escrow_delta) | (self._apply(ec >> HALF, convert(credit_amount, int256)) << HALF)
+    if credit_amount != 0:
+        self.claimable[credit_account] += credit_amount
 
 
 @internal
